@@ -1,0 +1,16 @@
+// The farmwatch subcommands: each registers its options on the app and sets the action to run.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace fw::cli {
+
+// The action a parsed subcommand runs; returns the process exit code.
+using Action = std::function<int()>;
+
+void add_info(CLI::App& app, Action& action);
+void add_synth(CLI::App& app, Action& action);
+
+}  // namespace fw::cli

@@ -1,0 +1,78 @@
+#include "engine/atomic_file.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/error.hpp"
+
+namespace fw {
+namespace fs = std::filesystem;
+
+namespace {
+std::atomic<unsigned> g_counter{0};
+}
+
+AtomicPath::AtomicPath(std::string target) : target_(std::move(target)) {
+  const fs::path t(target_);
+  const fs::path dir = t.parent_path();
+  std::error_code ec;
+  if (!dir.empty()) fs::create_directories(dir, ec);
+  const std::string name = "." + t.filename().string() + ".part-" + std::to_string(getpid()) +
+                           "-" + std::to_string(g_counter++);
+  temp_ = (dir / name).string();
+  // Keep the extension last so that GDAL picks drivers and sidecars as usual.
+  if (t.has_extension()) temp_ += t.extension().string();
+}
+
+AtomicPath::AtomicPath(AtomicPath&& o) noexcept
+    : target_(std::move(o.target_)), temp_(std::move(o.temp_)), done_(o.done_) {
+  o.done_ = true;
+}
+
+AtomicPath::~AtomicPath() {
+  if (!done_) discard();
+}
+
+void AtomicPath::commit() {
+  std::error_code ec;
+  fs::rename(temp_, target_, ec);
+  if (ec) throw_output("cannot move the finished file into place: " + ec.message(), {.file = target_});
+  // Sidecars GDAL may have written (for example .aux.xml) follow their file.
+  for (const char* ext : {".aux.xml", ".ovr"}) {
+    if (fs::exists(temp_ + ext, ec)) fs::rename(temp_ + ext, target_ + ext, ec);
+  }
+  done_ = true;
+}
+
+void AtomicPath::discard() noexcept {
+  std::error_code ec;
+  fs::remove_all(temp_, ec);
+  for (const char* ext : {".aux.xml", ".ovr"}) fs::remove(temp_ + ext, ec);
+  done_ = true;
+}
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  AtomicPath ap(path);
+  {
+    std::ofstream out(ap.temp(), std::ios::binary);
+    out << content;
+    out.flush();
+    if (!out) throw_output("cannot write file", {.file = path});
+  }
+  ap.commit();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_input("cannot read file", {.file = path});
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace fw

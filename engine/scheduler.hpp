@@ -1,0 +1,159 @@
+// The block scheduler: streams rasters window by window (windows aligned to the source block
+// layout) through read -> compute (parallel, oneTBB) -> consume (serial, in window order), with
+// a memory budget that bounds the windows in flight, progress and cancellation.
+#pragma once
+
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/global_control.h>
+#include <tbb/parallel_pipeline.h>
+#include <tbb/task_arena.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/error.hpp"
+#include "engine/gdal_handles.hpp"
+#include "engine/grid.hpp"
+#include "engine/progress.hpp"
+
+namespace fw {
+
+// Process-wide default thread count (0 = all cores) and memory budget, set by the CLI.
+void set_default_threads(int threads);
+int default_threads();
+void set_default_memory_mib(double mib);
+double default_memory_mib();
+
+// Windows covering a width x height raster, row-major, each a whole number of blocks (the last
+// row/column clipped to the raster).
+struct WindowPlan {
+  int64_t width = 0, height = 0;
+  int block_w = 256, block_h = 256;
+  int64_t win_w = 0, win_h = 0;
+  std::vector<Window> windows;
+
+  // The largest block-aligned windows of at most max_pixels pixels (at least one block),
+  // preferring full-width rows of blocks when they fit.
+  static WindowPlan make(int64_t width, int64_t height, int block_w, int block_h,
+                         int64_t max_pixels);
+  std::size_t size() const { return windows.size(); }
+};
+
+struct SchedulerOptions {
+  int threads = 0;                // 0: default_threads()
+  double memory_mib = 0;          // 0: default_memory_mib()
+  ProgressFn progress;            // optional
+  std::string label = "working";  // progress label
+  const CancelToken* cancel = nullptr;  // optional; the process token is always honoured
+};
+
+class BlockScheduler {
+ public:
+  // Windows in flight at most, whatever the thread count: each window gets budget / kMaxTokens.
+  static constexpr int kMaxTokens = 16;
+
+  explicit BlockScheduler(SchedulerOptions options = {});
+
+  int threads() const { return threads_; }
+  // Windows in flight at most (each holds its buffers from read to consume).
+  int tokens() const { return tokens_; }
+  int64_t budget_bytes() const { return budget_bytes_; }
+
+  // A plan whose windows in flight fit the memory budget, given the bytes each pixel of a window
+  // needs (all bands read, computed and written, kernel scratch included).
+  WindowPlan plan(int64_t width, int64_t height, int block_w, int block_h,
+                  double bytes_per_pixel) const;
+
+  // compute(const Window&, std::size_t index) -> R runs in parallel;
+  // consume(const Window&, std::size_t index, R&) runs serially in window order.
+  template <class R, class Compute, class Consume>
+  void run(const WindowPlan& plan, Compute&& compute, Consume&& consume);
+
+  // A deterministic reduction: one partial per window, merged into `acc` in window order,
+  // so the result has the same bits for any thread count.
+  template <class P, class Compute, class Merge>
+  P reduce(const WindowPlan& plan, Compute&& compute, P acc, Merge&& merge) {
+    run<P>(plan, std::forward<Compute>(compute),
+           [&](const Window&, std::size_t, P& part) { merge(acc, part); });
+    return acc;
+  }
+
+  // The most windows that were in flight at once during the last run.
+  int peak_in_flight() const { return peak_in_flight_; }
+
+ private:
+  bool cancelled() const;
+  void report(std::size_t done, std::size_t total) const;
+  int threads_;
+  int tokens_;
+  int64_t budget_bytes_;
+  SchedulerOptions options_;
+  int peak_in_flight_ = 0;
+};
+
+// Per-thread read-only handles on one raster (GDAL datasets are not thread-safe).
+class DatasetPool {
+ public:
+  explicit DatasetPool(std::string path);
+  GDALDataset& local();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  tbb::enumerable_thread_specific<DatasetPtr> handles_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+template <class R, class Compute, class Consume>
+void BlockScheduler::run(const WindowPlan& plan, Compute&& compute, Consume&& consume) {
+  const std::size_t total = plan.windows.size();
+  std::size_t next = 0, done = 0;
+  std::atomic<int> in_flight{0};
+  std::atomic<int> peak{0};
+  report(0, total);
+  std::unique_ptr<tbb::global_control> allow;
+  if (threads_ > tbb::this_task_arena::max_concurrency()) {
+    allow = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                  static_cast<std::size_t>(threads_));
+  }
+  tbb::task_arena arena(threads_);
+  using Item = std::shared_ptr<R>;
+  arena.execute([&] {
+    tbb::parallel_pipeline(
+        static_cast<std::size_t>(tokens_),
+        tbb::make_filter<void, std::size_t>(tbb::filter_mode::serial_in_order,
+                                            [&](tbb::flow_control& fc) -> std::size_t {
+                                              if (next >= total || cancelled()) {
+                                                fc.stop();
+                                                return 0;
+                                              }
+                                              const int now = ++in_flight;
+                                              int seen = peak.load();
+                                              while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+                                              }
+                                              return next++;
+                                            }) &
+            tbb::make_filter<std::size_t, Item>(
+                tbb::filter_mode::parallel,
+                [&](std::size_t i) -> Item {
+                  if (cancelled()) return nullptr;
+                  return std::make_shared<R>(compute(plan.windows[i], i));
+                }) &
+            tbb::make_filter<Item, void>(tbb::filter_mode::serial_in_order, [&](Item item) {
+              // Windows arrive here in order; `done` is the index of this one.
+              const std::size_t i = done++;
+              if (item && !cancelled()) consume(plan.windows[i], i, *item);
+              item.reset();
+              --in_flight;
+              report(done, total);
+            }));
+  });
+  peak_in_flight_ = peak.load();
+  if (cancelled()) throw Error(ExitCode::kCancelled, "cancelled", {.stage = options_.label});
+}
+
+}  // namespace fw
