@@ -9,7 +9,8 @@
 namespace fw::cli {
 
 void add_info(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("info", "Versions of farmwatch and its libraries, and GDAL drivers");
+  auto* cmd =
+      app.add_subcommand("info", "Versions of farmwatch and its libraries, and GDAL drivers");
   auto json_out = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json_out, "Print as JSON");
   cmd->callback([&action, json_out] {
@@ -25,7 +26,8 @@ void add_info(CLI::App& app, Action& action) {
         std::printf("%s\n", j.dump(2).c_str());
       } else {
         std::printf("Versions\n");
-        for (const auto& [n, ver] : v.libraries) std::printf("  %-10s %s\n", n.c_str(), ver.c_str());
+        for (const auto& [n, ver] : v.libraries)
+          std::printf("  %-10s %s\n", n.c_str(), ver.c_str());
         std::printf("GDAL drivers\n");
         for (const auto& [n, ok] : v.drivers) {
           std::printf("  %-12s %s\n", n.c_str(), ok ? "yes" : "MISSING");

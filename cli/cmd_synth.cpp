@@ -18,7 +18,9 @@ void add_synth(CLI::App& app, Action& action) {
   auto a = std::make_shared<Args>();
   cmd->add_option("--out", a->out, "Output folder")->required();
   cmd->add_option("--size", a->size, "Scene size in 10 m pixels: W or WxH")->capture_default_str();
-  cmd->add_option("--parcels", a->parcels, "Number of parcels")->capture_default_str()->check(CLI::Range(1, 10000000));
+  cmd->add_option("--parcels", a->parcels, "Number of parcels")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
   cmd->callback([&action, a] {
     action = [a] {
@@ -32,8 +34,8 @@ void add_synth(CLI::App& app, Action& action) {
       so.progress = progress.fn();
       const synth::Result r = synth::generate(o, so);
       progress.finish();
-      std::printf("wrote %d parcels, %d zones, %d planted changes, %d clouds:\n", r.parcels, r.zones,
-                  r.changes, r.clouds);
+      std::printf("wrote %d parcels, %d zones, %d planted changes, %d clouds:\n", r.parcels,
+                  r.zones, r.changes, r.clouds);
       for (const auto& f : r.files) std::printf("  %s\n", f.c_str());
       return 0;
     };

@@ -14,7 +14,8 @@ namespace {
 
 void print_versions() {
   const fw::VersionInfo v = fw::version_info();
-  for (const auto& [name, version] : v.libraries) std::printf("%-10s %s\n", name.c_str(), version.c_str());
+  for (const auto& [name, version] : v.libraries)
+    std::printf("%-10s %s\n", name.c_str(), version.c_str());
 }
 
 }  // namespace
@@ -28,7 +29,8 @@ int main(int argc, char** argv) {
   double memory = 256;
   std::string log_format = "text", log_level = "info";
   app.add_flag("--version", show_version, "Print the versions of farmwatch and its libraries");
-  app.add_option("--threads", threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  app.add_option("--threads", threads, "Worker threads (0 = all cores)")
+      ->check(CLI::Range(0, 1024));
   app.add_option("--memory", memory, "Memory budget for raster windows, MiB")
       ->check(CLI::Range(8.0, 1e6))
       ->capture_default_str();
@@ -38,8 +40,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "debug, info, warn, error or off")
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
-  app.footer("Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 output failed, "
-             "5 cancelled, 6 locked, 7 no valid data.");
+  app.footer(
+      "Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 output failed, "
+      "5 cancelled, 6 locked, 7 no valid data.");
   fw::cli::Action action;
   fw::cli::add_info(app, action);
   fw::cli::add_synth(app, action);

@@ -22,8 +22,8 @@ AtomicPath::AtomicPath(std::string target) : target_(std::move(target)) {
   const fs::path dir = t.parent_path();
   std::error_code ec;
   if (!dir.empty()) fs::create_directories(dir, ec);
-  const std::string name = "." + t.filename().string() + ".part-" + std::to_string(getpid()) +
-                           "-" + std::to_string(g_counter++);
+  const std::string name = "." + t.filename().string() + ".part-" + std::to_string(getpid()) + "-" +
+                           std::to_string(g_counter++);
   temp_ = (dir / name).string();
   // Keep the extension last so that GDAL picks drivers and sidecars as usual.
   if (t.has_extension()) temp_ += t.extension().string();
@@ -41,7 +41,8 @@ AtomicPath::~AtomicPath() {
 void AtomicPath::commit() {
   std::error_code ec;
   fs::rename(temp_, target_, ec);
-  if (ec) throw_output("cannot move the finished file into place: " + ec.message(), {.file = target_});
+  if (ec)
+    throw_output("cannot move the finished file into place: " + ec.message(), {.file = target_});
   // Sidecars GDAL may have written (for example .aux.xml) follow their file.
   for (const char* ext : {".aux.xml", ".ovr"}) {
     if (fs::exists(temp_ + ext, ec)) fs::rename(temp_ + ext, target_ + ext, ec);

@@ -87,8 +87,12 @@ std::string Crs::authority() const {
   return code ? "EPSG:" + std::to_string(code) : name();
 }
 
-bool Crs::is_geographic() const { return srs_ && srs_->IsGeographic(); }
-bool Crs::is_projected() const { return srs_ && srs_->IsProjected(); }
+bool Crs::is_geographic() const {
+  return srs_ && srs_->IsGeographic();
+}
+bool Crs::is_projected() const {
+  return srs_ && srs_->IsProjected();
+}
 
 double Crs::linear_units_m() const {
   if (!srs_ || !srs_->IsProjected()) return 1.0;
@@ -110,8 +114,8 @@ CoordTransform::CoordTransform(const Crs& from, const Crs& to) : impl_(std::make
   if (from.empty() || to.empty()) throw_input("cannot transform coordinates without a CRS");
   impl_->ct.reset(OGRCreateCoordinateTransformation(from.ogr(), to.ogr()));
   if (!impl_->ct) {
-    throw_input("no coordinate transformation from " + from.authority() + " to " +
-                to.authority() + ": " + last_gdal_error());
+    throw_input("no coordinate transformation from " + from.authority() + " to " + to.authority() +
+                ": " + last_gdal_error());
   }
 }
 

@@ -6,14 +6,22 @@ namespace fw {
 
 const char* exit_code_name(ExitCode code) {
   switch (code) {
-    case ExitCode::kOk: return "ok";
-    case ExitCode::kInternal: return "internal";
-    case ExitCode::kUsage: return "usage";
-    case ExitCode::kInput: return "input";
-    case ExitCode::kOutput: return "output";
-    case ExitCode::kCancelled: return "cancelled";
-    case ExitCode::kLocked: return "locked";
-    case ExitCode::kNoData: return "no_data";
+    case ExitCode::kOk:
+      return "ok";
+    case ExitCode::kInternal:
+      return "internal";
+    case ExitCode::kUsage:
+      return "usage";
+    case ExitCode::kInput:
+      return "input";
+    case ExitCode::kOutput:
+      return "output";
+    case ExitCode::kCancelled:
+      return "cancelled";
+    case ExitCode::kLocked:
+      return "locked";
+    case ExitCode::kNoData:
+      return "no_data";
   }
   return "unknown";
 }

@@ -9,13 +9,13 @@ namespace fw {
 // Process exit codes, documented in README.md ("Exit codes").
 enum class ExitCode : int {
   kOk = 0,
-  kInternal = 1,    // a bug or an unexpected failure
-  kUsage = 2,       // bad command line or configuration
-  kInput = 3,       // missing, unreadable or invalid input data
-  kOutput = 4,      // an output could not be written
-  kCancelled = 5,   // interrupted (SIGINT/SIGTERM) or cancelled
-  kLocked = 6,      // another run holds the output folder's lock
-  kNoData = 7,      // the inputs hold no valid pixels to work on
+  kInternal = 1,   // a bug or an unexpected failure
+  kUsage = 2,      // bad command line or configuration
+  kInput = 3,      // missing, unreadable or invalid input data
+  kOutput = 4,     // an output could not be written
+  kCancelled = 5,  // interrupted (SIGINT/SIGTERM) or cancelled
+  kLocked = 6,     // another run holds the output folder's lock
+  kNoData = 7,     // the inputs hold no valid pixels to work on
 };
 
 const char* exit_code_name(ExitCode code);

@@ -20,7 +20,9 @@ void init_gdal() {
   });
 }
 
-void set_gdal_cache_bytes(int64_t bytes) { GDALSetCacheMax64(bytes); }
+void set_gdal_cache_bytes(int64_t bytes) {
+  GDALSetCacheMax64(bytes);
+}
 
 namespace {
 DatasetPtr open_any(const std::string& path, unsigned flags, const char* what) {
@@ -31,8 +33,8 @@ DatasetPtr open_any(const std::string& path, unsigned flags, const char* what) {
   if (!virtual_path && VSIStatL(path.c_str(), &st) != 0) {
     throw_input(std::string("no such file"), {.file = path});
   }
-  DatasetPtr ds(GDALDataset::Open(path.c_str(), flags | GDAL_OF_VERBOSE_ERROR, nullptr, nullptr,
-                                  nullptr));
+  DatasetPtr ds(
+      GDALDataset::Open(path.c_str(), flags | GDAL_OF_VERBOSE_ERROR, nullptr, nullptr, nullptr));
   if (!ds) {
     std::string why = last_gdal_error();
     throw_input(std::string("cannot open as a ") + what + (why.empty() ? "" : ": " + why),

@@ -9,8 +9,12 @@
 namespace fw::geos {
 namespace {
 
-void notice(const char* msg, void*) { log::debug(std::string("GEOS: ") + (msg ? msg : "")); }
-void error(const char* msg, void*) { log::debug(std::string("GEOS error: ") + (msg ? msg : "")); }
+void notice(const char* msg, void*) {
+  log::debug(std::string("GEOS: ") + (msg ? msg : ""));
+}
+void error(const char* msg, void*) {
+  log::debug(std::string("GEOS error: ") + (msg ? msg : ""));
+}
 
 struct ThreadContext {
   GEOSContextHandle_t handle;

@@ -17,6 +17,8 @@ struct GeomDeleter {
 using GeomPtr = std::unique_ptr<GEOSGeometry, GeomDeleter>;
 
 // Owns the result of a GEOS call; null stays null.
-inline GeomPtr own(GEOSGeometry* g) { return GeomPtr(g); }
+inline GeomPtr own(GEOSGeometry* g) {
+  return GeomPtr(g);
+}
 
 }  // namespace fw::geos

@@ -77,7 +77,9 @@ Grid Grid::of(GDALDataset& ds, const std::string& path) {
   }
 }
 
-Extent Grid::extent() const { return extent_of(full_window()); }
+Extent Grid::extent() const {
+  return extent_of(full_window());
+}
 
 Extent Grid::extent_of(const Window& w) const {
   double x0, y0, x1, y1;

@@ -23,7 +23,9 @@ struct Extent {
   Extent intersection(const Extent& o) const;
   Extent united(const Extent& o) const;
   bool intersects(const Extent& o) const { return !intersection(o).empty(); }
-  bool contains(double x, double y) const { return x >= xmin && x <= xmax && y >= ymin && y <= ymax; }
+  bool contains(double x, double y) const {
+    return x >= xmin && x <= xmax && y >= ymin && y <= ymax;
+  }
   bool operator==(const Extent&) const = default;
 };
 

@@ -23,7 +23,9 @@ inline uint64_t hash_of(std::initializer_list<uint64_t> parts) {
 }
 
 // Uniform in [0, 1) from a hash.
-inline double unit(uint64_t h) { return static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0); }
+inline double unit(uint64_t h) {
+  return static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0);
+}
 
 // A small sequential generator (SplitMix64), seeded from a hash.
 class Rng {

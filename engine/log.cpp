@@ -19,11 +19,16 @@ std::mutex g_mutex;
 
 const char* level_name(Level l) {
   switch (l) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
-    case Level::kOff: return "off";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
+    case Level::kOff:
+      return "off";
   }
   return "info";
 }
@@ -53,12 +58,24 @@ void CPL_STDCALL gdal_handler(CPLErr err, CPLErrorNum num, const char* msg) {
 
 }  // namespace
 
-void set_level(Level l) { g_level = l; }
-Level level() { return g_level; }
-void set_format(Format f) { g_format = f; }
-Format format() { return g_format; }
-void set_sink(std::FILE* sink) { g_sink = sink; }
-void route_gdal() { CPLSetErrorHandler(gdal_handler); }
+void set_level(Level l) {
+  g_level = l;
+}
+Level level() {
+  return g_level;
+}
+void set_format(Format f) {
+  g_format = f;
+}
+Format format() {
+  return g_format;
+}
+void set_sink(std::FILE* sink) {
+  g_sink = sink;
+}
+void route_gdal() {
+  CPLSetErrorHandler(gdal_handler);
+}
 
 Level parse_level(const std::string& n) {
   if (n == "debug") return Level::kDebug;
@@ -79,11 +96,21 @@ std::string json_quote(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];

@@ -27,10 +27,18 @@ Level parse_level(const std::string& name);  // throws fw::Error (usage) on unkn
 Format parse_format(const std::string& name);
 
 void write(Level level, const std::string& message, const Fields& fields = {});
-inline void debug(const std::string& m, const Fields& f = {}) { write(Level::kDebug, m, f); }
-inline void info(const std::string& m, const Fields& f = {}) { write(Level::kInfo, m, f); }
-inline void warn(const std::string& m, const Fields& f = {}) { write(Level::kWarn, m, f); }
-inline void error(const std::string& m, const Fields& f = {}) { write(Level::kError, m, f); }
+inline void debug(const std::string& m, const Fields& f = {}) {
+  write(Level::kDebug, m, f);
+}
+inline void info(const std::string& m, const Fields& f = {}) {
+  write(Level::kInfo, m, f);
+}
+inline void warn(const std::string& m, const Fields& f = {}) {
+  write(Level::kWarn, m, f);
+}
+inline void error(const std::string& m, const Fields& f = {}) {
+  write(Level::kError, m, f);
+}
 
 // Serialises a string as a JSON string literal (with quotes).
 std::string json_quote(const std::string& s);

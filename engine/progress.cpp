@@ -21,7 +21,9 @@ CancelToken& process_cancel_token() {
 }
 
 namespace {
-extern "C" void on_signal(int) { process_cancel_token().cancel(); }
+extern "C" void on_signal(int) {
+  process_cancel_token().cancel();
+}
 }  // namespace
 
 void install_signal_handlers() {
@@ -32,12 +34,16 @@ void install_signal_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool stderr_is_terminal() { return isatty(STDERR_FILENO) && !std::getenv("FW_NO_PROGRESS"); }
+bool stderr_is_terminal() {
+  return isatty(STDERR_FILENO) && !std::getenv("FW_NO_PROGRESS");
+}
 
 ProgressReporter::ProgressReporter(bool terminal, double log_every_s)
     : terminal_(terminal), log_every_s_(log_every_s), last_log_(std::chrono::steady_clock::now()) {}
 
-ProgressReporter::~ProgressReporter() { finish(); }
+ProgressReporter::~ProgressReporter() {
+  finish();
+}
 
 ProgressFn ProgressReporter::fn() {
   return [this](double f, const std::string& label) { update(f, label); };

@@ -27,10 +27,9 @@ void read_window(GDALDataset& ds, int band, const Window& win, GDALDataType type
   auto* dst = static_cast<unsigned char*>(buf) +
               ((in.y - win.y) * win.w + (in.x - win.x)) * static_cast<int64_t>(tsize);
   CPLErrorReset();
-  if (b->RasterIO(GF_Read, static_cast<int>(in.x), static_cast<int>(in.y),
-                  static_cast<int>(in.w), static_cast<int>(in.h), dst, static_cast<int>(in.w),
-                  static_cast<int>(in.h), type, tsize,
-                  static_cast<GSpacing>(win.w) * tsize, nullptr) != CE_None) {
+  if (b->RasterIO(GF_Read, static_cast<int>(in.x), static_cast<int>(in.y), static_cast<int>(in.w),
+                  static_cast<int>(in.h), dst, static_cast<int>(in.w), static_cast<int>(in.h), type,
+                  tsize, static_cast<GSpacing>(win.w) * tsize, nullptr) != CE_None) {
     throw_input("read failed (corrupt or truncated raster?): " + last_gdal_error(),
                 {.file = path, .band = band});
   }

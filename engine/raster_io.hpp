@@ -11,13 +11,34 @@ namespace fw {
 
 template <class T>
 constexpr GDALDataType gdal_type();
-template <> constexpr GDALDataType gdal_type<uint8_t>() { return GDT_Byte; }
-template <> constexpr GDALDataType gdal_type<uint16_t>() { return GDT_UInt16; }
-template <> constexpr GDALDataType gdal_type<int16_t>() { return GDT_Int16; }
-template <> constexpr GDALDataType gdal_type<uint32_t>() { return GDT_UInt32; }
-template <> constexpr GDALDataType gdal_type<int32_t>() { return GDT_Int32; }
-template <> constexpr GDALDataType gdal_type<float>() { return GDT_Float32; }
-template <> constexpr GDALDataType gdal_type<double>() { return GDT_Float64; }
+template <>
+constexpr GDALDataType gdal_type<uint8_t>() {
+  return GDT_Byte;
+}
+template <>
+constexpr GDALDataType gdal_type<uint16_t>() {
+  return GDT_UInt16;
+}
+template <>
+constexpr GDALDataType gdal_type<int16_t>() {
+  return GDT_Int16;
+}
+template <>
+constexpr GDALDataType gdal_type<uint32_t>() {
+  return GDT_UInt32;
+}
+template <>
+constexpr GDALDataType gdal_type<int32_t>() {
+  return GDT_Int32;
+}
+template <>
+constexpr GDALDataType gdal_type<float>() {
+  return GDT_Float32;
+}
+template <>
+constexpr GDALDataType gdal_type<double>() {
+  return GDT_Float64;
+}
 
 // Reads band `band` (1-based) over `win` into `buf` (win.w * win.h values of type `type`,
 // row-major). Parts of the window outside the raster are filled with `fill`.
@@ -32,8 +53,7 @@ void read_window(GDALDataset& ds, int band, const Window& win, std::vector<T>& o
 }
 
 // Writes `buf` into band `band` over `win` (fully inside the raster).
-void write_window(GDALDataset& ds, int band, const Window& win, GDALDataType type,
-                  const void* buf);
+void write_window(GDALDataset& ds, int band, const Window& win, GDALDataType type, const void* buf);
 
 template <class T>
 void write_window(GDALDataset& ds, int band, const Window& win, const std::vector<T>& in) {

@@ -10,14 +10,20 @@ std::atomic<int> g_threads{0};
 std::atomic<double> g_memory_mib{256.0};
 }  // namespace
 
-void set_default_threads(int threads) { g_threads = std::max(0, threads); }
+void set_default_threads(int threads) {
+  g_threads = std::max(0, threads);
+}
 int default_threads() {
   const int t = g_threads.load();
   if (t > 0) return t;
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
-void set_default_memory_mib(double mib) { g_memory_mib = mib; }
-double default_memory_mib() { return g_memory_mib.load(); }
+void set_default_memory_mib(double mib) {
+  g_memory_mib = mib;
+}
+double default_memory_mib() {
+  return g_memory_mib.load();
+}
 
 WindowPlan WindowPlan::make(int64_t width, int64_t height, int block_w, int block_h,
                             int64_t max_pixels) {

@@ -43,10 +43,10 @@ struct WindowPlan {
 };
 
 struct SchedulerOptions {
-  int threads = 0;                // 0: default_threads()
-  double memory_mib = 0;          // 0: default_memory_mib()
-  ProgressFn progress;            // optional
-  std::string label = "working";  // progress label
+  int threads = 0;                      // 0: default_threads()
+  double memory_mib = 0;                // 0: default_memory_mib()
+  ProgressFn progress;                  // optional
+  std::string label = "working";        // progress label
   const CancelToken* cancel = nullptr;  // optional; the process token is always honoured
 };
 
@@ -133,16 +133,17 @@ void BlockScheduler::run(const WindowPlan& plan, Compute&& compute, Consume&& co
                                               }
                                               const int now = ++in_flight;
                                               int seen = peak.load();
-                                              while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+                                              while (now > seen &&
+                                                     !peak.compare_exchange_weak(seen, now)) {
                                               }
                                               return next++;
                                             }) &
-            tbb::make_filter<std::size_t, Item>(
-                tbb::filter_mode::parallel,
-                [&](std::size_t i) -> Item {
-                  if (cancelled()) return nullptr;
-                  return std::make_shared<R>(compute(plan.windows[i], i));
-                }) &
+            tbb::make_filter<std::size_t, Item>(tbb::filter_mode::parallel,
+                                                [&](std::size_t i) -> Item {
+                                                  if (cancelled()) return nullptr;
+                                                  return std::make_shared<R>(
+                                                      compute(plan.windows[i], i));
+                                                }) &
             tbb::make_filter<Item, void>(tbb::filter_mode::serial_in_order, [&](Item item) {
               // Windows arrive here in order; `done` is the index of this one.
               const std::size_t i = done++;

@@ -1,16 +1,18 @@
 #include "engine/versions.hpp"
 
-#include <Eigen/Core>
 #include <gdal.h>
 #include <geos_c.h>
 #include <proj.h>
 #include <tbb/version.h>
+#include <Eigen/Core>
 
 #include "engine/gdal_handles.hpp"
 
 namespace fw {
 
-std::string farmwatch_version() { return FW_VERSION; }
+std::string farmwatch_version() {
+  return FW_VERSION;
+}
 
 VersionInfo version_info() {
   init_gdal();

@@ -9,7 +9,7 @@ namespace fw {
 
 struct VersionInfo {
   std::vector<std::pair<std::string, std::string>> libraries;  // name, version
-  std::vector<std::pair<std::string, bool>> drivers;            // GDAL driver, present
+  std::vector<std::pair<std::string, bool>> drivers;           // GDAL driver, present
 };
 
 std::string farmwatch_version();

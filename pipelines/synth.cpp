@@ -27,13 +27,25 @@ constexpr double kPixel = 10.0;         // metres
 constexpr double kMu = 10000.0 / 15.0;  // 1 mu = 666.67 m2
 constexpr double kPi = 3.14159265358979323846;
 
-enum class Use : uint8_t { kWheat, kRice, kVegetables, kFallow, kOrchard, kWood, kVillage, kPond, kGrass };
+enum class Use : uint8_t {
+  kWheat,
+  kRice,
+  kVegetables,
+  kFallow,
+  kOrchard,
+  kWood,
+  kVillage,
+  kPond,
+  kGrass
+};
 const char* use_name(Use u) {
   static const char* names[] = {"wheat",    "rice",    "vegetables", "fallow",   "orchard",
                                 "woodland", "village", "pond",       "grassland"};
   return names[static_cast<int>(u)];
 }
-bool is_crop(Use u) { return u == Use::kWheat || u == Use::kRice || u == Use::kVegetables; }
+bool is_crop(Use u) {
+  return u == Use::kWheat || u == Use::kRice || u == Use::kVegetables;
+}
 
 enum class LandClass : uint8_t { kBasic, kGeneral, kOther };
 const char* land_class_name(LandClass c) {
@@ -41,11 +53,18 @@ const char* land_class_name(LandClass c) {
   return names[static_cast<int>(c)];
 }
 
-enum class Category : uint8_t { kConstruction, kBareSoil, kWaterGain, kWaterLoss, kVegLoss, kVegGain };
+enum class Category : uint8_t {
+  kConstruction,
+  kBareSoil,
+  kWaterGain,
+  kWaterLoss,
+  kVegLoss,
+  kVegGain
+};
 constexpr int kCategories = 6;
 const char* category_name(Category c) {
-  static const char* names[] = {"construction",    "bare_soil",       "water_gain",
-                                "water_loss",      "vegetation_loss", "vegetation_gain"};
+  static const char* names[] = {"construction", "bare_soil",       "water_gain",
+                                "water_loss",   "vegetation_loss", "vegetation_gain"};
   return names[static_cast<int>(c)];
 }
 const char* intensity_name(int i) {
@@ -140,8 +159,16 @@ struct Zone {
 
 // SCL codes (ESA Sentinel-2 L2A scene classification).
 enum Scl : uint8_t {
-  kSclNoData = 0, kSclDark = 2, kSclShadow = 3, kSclVeg = 4, kSclNotVeg = 5, kSclWater = 6,
-  kSclUnclassified = 7, kSclCloudMed = 8, kSclCloudHigh = 9, kSclCirrus = 10
+  kSclNoData = 0,
+  kSclDark = 2,
+  kSclShadow = 3,
+  kSclVeg = 4,
+  kSclNotVeg = 5,
+  kSclWater = 6,
+  kSclUnclassified = 7,
+  kSclCloudMed = 8,
+  kSclCloudHigh = 9,
+  kSclCirrus = 10
 };
 
 struct SurfaceInfo {
@@ -245,7 +272,8 @@ void Scene::build_zones() {
   }
   // Drinking-water source protection area over farmland.
   Zone src{"Z3", "清泉水源保护区", "water_source_protection", "medium", {}};
-  src.ring = {{0.55 * W, 0.62 * H}, {0.82 * W, 0.62 * H}, {0.82 * W, 0.90 * H}, {0.55 * W, 0.90 * H}};
+  src.ring = {
+      {0.55 * W, 0.62 * H}, {0.82 * W, 0.62 * H}, {0.82 * W, 0.90 * H}, {0.55 * W, 0.90 * H}};
   zones = {red, wet, src};
 }
 
@@ -317,7 +345,8 @@ void Scene::build_cells() {
         const double jy = (unit(h({4, uint64_t(idx), uint64_t(k)})) * 2 - 1) * jitter;
         // Corners move inward only, so that neighbouring fields never overlap.
         const double sx = (k == 0 || k == 3) ? 1 : -1, sy = (k < 2) ? 1 : -1;
-        c.q[static_cast<std::size_t>(k)] = {base[k].x + sx * std::abs(jx), base[k].y + sy * std::abs(jy)};
+        c.q[static_cast<std::size_t>(k)] = {base[k].x + sx * std::abs(jx),
+                                            base[k].y + sy * std::abs(jy)};
       }
       c.fc_shift = static_cast<float>((unit(h({5, uint64_t(idx)})) - 0.5) * 0.12);
       c.turbid = unit(h({6, uint64_t(idx)})) < 0.6;
@@ -379,12 +408,18 @@ void Scene::build_changes() {
         case Category::kBareSoil:
           ok = is_crop(c.use) || c.use == Use::kFallow || (c.zone == 0 && c.use == Use::kWood);
           break;
-        case Category::kWaterGain: ok = is_crop(c.use); break;
-        case Category::kWaterLoss: ok = c.use == Use::kPond; break;
+        case Category::kWaterGain:
+          ok = is_crop(c.use);
+          break;
+        case Category::kWaterLoss:
+          ok = c.use == Use::kPond;
+          break;
         case Category::kVegLoss:
           ok = c.use == Use::kWood || c.use == Use::kOrchard;
           break;
-        case Category::kVegGain: ok = c.use == Use::kFallow; break;
+        case Category::kVegGain:
+          ok = c.use == Use::kFallow;
+          break;
       }
       if (ok) out.push_back(idx);
     }
@@ -415,9 +450,9 @@ void Scene::build_changes() {
     chg.mix = kIntensityMix[static_cast<std::size_t>(chg.intensity)];
     chg.cell = idx;
     const uint64_t ck = static_cast<uint64_t>(k);
-    const double area_px =
-        kSizes[static_cast<std::size_t>((3 * k + k / kCategories + h({30, ck}) % 2) % kSizes.size())] /
-        (kPixel * kPixel) * (0.9 + 0.2 * unit(h({31, ck})));
+    const double area_px = kSizes[static_cast<std::size_t>(
+                               (3 * k + k / kCategories + h({30, ck}) % 2) % kSizes.size())] /
+                           (kPixel * kPixel) * (0.9 + 0.2 * unit(h({31, ck})));
     const double aspect = 1 + 1.5 * unit(h({32, ck}));
     const double theta = (unit(h({33, ck})) - 0.5) * 0.7;  // +-20 degrees
     chg.cos_t = std::cos(theta), chg.sin_t = std::sin(theta);
@@ -426,8 +461,8 @@ void Scene::build_changes() {
     const double xl = std::max(c.q[0].x, c.q[3].x) + 0.5, xr = std::min(c.q[1].x, c.q[2].x) - 0.5;
     const double yt = std::max(c.q[0].y, c.q[1].y) + 0.5, yb = std::min(c.q[2].y, c.q[3].y) - 0.5;
     if (xr - xl < 1.5 || yb - yt < 1.5) continue;
-    const double fit = std::min({1.0, 0.5 * (xr - xl) / chg.half_extent_x(),
-                                 0.5 * (yb - yt) / chg.half_extent_y()});
+    const double fit = std::min(
+        {1.0, 0.5 * (xr - xl) / chg.half_extent_x(), 0.5 * (yb - yt) / chg.half_extent_y()});
     chg.a *= fit, chg.b *= fit;
     const double ex = chg.half_extent_x(), ey = chg.half_extent_y();
     chg.cx = xl + ex + (xr - xl - 2 * ex) * unit(h({34, ck}));
@@ -441,14 +476,22 @@ void Scene::build_changes() {
                                   : Material::kClayTile;
         break;
       case Category::kBareSoil:
-        chg.material = m < 0.4 ? Material::kDrySoil : m < 0.7 ? Material::kWetSoil : Material::kLoess;
+        chg.material = m < 0.4   ? Material::kDrySoil
+                       : m < 0.7 ? Material::kWetSoil
+                                 : Material::kLoess;
         break;
       case Category::kWaterGain:
         chg.material = m < 0.6 ? Material::kTurbidWater : Material::kClearWater;
         break;
-      case Category::kWaterLoss: chg.material = m < 0.5 ? Material::kDrySoil : Material::kLoess; break;
-      case Category::kVegLoss: chg.material = Material::kDryResidue; break;
-      case Category::kVegGain: chg.material = Material::kGreenCanopy; break;
+      case Category::kWaterLoss:
+        chg.material = m < 0.5 ? Material::kDrySoil : Material::kLoess;
+        break;
+      case Category::kVegLoss:
+        chg.material = Material::kDryResidue;
+        break;
+      case Category::kVegGain:
+        chg.material = Material::kGreenCanopy;
+        break;
     }
     c.change = static_cast<int>(changes.size());
     changes.push_back(chg);
@@ -462,8 +505,8 @@ void Scene::build_clouds() {
   shadow_dx = -0.9 * r_mean, shadow_dy = -0.6 * r_mean;
   for (int k = 0; k < count; ++k) {
     const uint64_t ck = static_cast<uint64_t>(k);
-    clouds.push_back({unit(h({40, ck})) * W, unit(h({41, ck})) * H,
-                      r_mean * (0.5 + unit(h({42, ck})))});
+    clouds.push_back(
+        {unit(h({40, ck})) * W, unit(h({41, ck})) * H, r_mean * (0.5 + unit(h({42, ck})))});
   }
 }
 
@@ -561,7 +604,8 @@ Spectrum Scene::change_spectrum(const Change& chg, const Spectrum& before, doubl
       for (float& v : after) v *= t;
       break;
     }
-    default: after = of(chg.material);
+    default:
+      after = of(chg.material);
   }
   const bool water_after = chg.cat == Category::kWaterGain;
   if (info) {
@@ -610,12 +654,12 @@ void Scene::pixel(int64_t col, int64_t row, int date, const std::vector<int>& ne
                   std::array<float, 6>& out) const {
   const double cx = static_cast<double>(col) + 0.5, cy = static_cast<double>(row) + 0.5;
   // Within-field vigour: two octaves of smooth noise, in [-1, 1].
-  const float vigor = static_cast<float>(
-      (vnoise(cx / 6.0, cy / 6.0, 100) - 0.5) * 1.4 + (vnoise(cx / 2.0, cy / 2.0, 101) - 0.5) * 0.6);
+  const float vigor = static_cast<float>((vnoise(cx / 6.0, cy / 6.0, 100) - 0.5) * 1.4 +
+                                         (vnoise(cx / 2.0, cy / 2.0, 101) - 0.5) * 0.6);
   Spectrum acc{};
   for (int s = 0; s < 4; ++s) {
-    const Spectrum v = surface(cx - 0.25 + 0.5 * (s & 1), cy - 0.25 + 0.5 * (s >> 1), date, vigor,
-                               nullptr);
+    const Spectrum v =
+        surface(cx - 0.25 + 0.5 * (s & 1), cy - 0.25 + 0.5 * (s >> 1), date, vigor, nullptr);
     for (int b = 0; b < 6; ++b) acc[b] += 0.25f * v[b];
   }
   // Date 2 sees a slightly different atmosphere (residual of the L2A correction).
@@ -640,7 +684,8 @@ void Scene::pixel(int64_t col, int64_t row, int date, const std::vector<int>& ne
 }
 
 uint8_t Scene::scl(int64_t col20, int64_t row20, int date, const std::vector<int>& near) const {
-  const double x = 2.0 * static_cast<double>(col20) + 1.0, y = 2.0 * static_cast<double>(row20) + 1.0;
+  const double x = 2.0 * static_cast<double>(col20) + 1.0,
+               y = 2.0 * static_cast<double>(row20) + 1.0;
   if (x > static_cast<double>(W) + 0.5 || y > static_cast<double>(H) + 0.5) return kSclNoData;
   if (date == 2 && !near.empty()) {
     double op, sh;
@@ -812,8 +857,8 @@ GeometryPtr parcel_geometry(const Options& o, const Cell& c, double& area_m2) {
     auto mp = std::make_unique<OGRMultiPolygon>();
     for (bool left : {true, false}) {
       OGRPolygon poly;
-      poly.addRingDirectly(
-          new OGRLinearRing(make_ring(o, clip_x(quad, c.split_x + (left ? -0.4 : 0.4), left), true)));
+      poly.addRingDirectly(new OGRLinearRing(
+          make_ring(o, clip_x(quad, c.split_x + (left ? -0.4 : 0.4), left), true)));
       mp->addGeometry(&poly);
     }
     area_m2 = mp->get_Area();
@@ -845,11 +890,13 @@ GeometryPtr parcel_geometry(const Options& o, const Cell& c, double& area_m2) {
 void write_vectors(const Scene& s, const std::string& dir, Result& res) {
   const Options& o = s.opt;
   const Crs crs = Crs::from_epsg(o.epsg);
-  const std::vector<FieldDef> parcel_fields = {
-      {"parcel_id", OFTString}, {"land_class", OFTString}, {"land_use", OFTString},
-      {"township", OFTString},  {"village", OFTString},    {"area_m2", OFTReal}};
-  const std::vector<FieldDef> zone_fields = {
-      {"zone_id", OFTString}, {"name", OFTString}, {"zone_type", OFTString}, {"sensitivity", OFTString}};
+  const std::vector<FieldDef> parcel_fields = {{"parcel_id", OFTString}, {"land_class", OFTString},
+                                               {"land_use", OFTString},  {"township", OFTString},
+                                               {"village", OFTString},   {"area_m2", OFTReal}};
+  const std::vector<FieldDef> zone_fields = {{"zone_id", OFTString},
+                                             {"name", OFTString},
+                                             {"zone_type", OFTString},
+                                             {"sensitivity", OFTString}};
   // A fixed timestamp keeps the GeoPackage byte-identical across runs.
   CPLSetThreadLocalConfigOption("OGR_CURRENT_DATE", "2025-01-01T00:00:00.000Z");
   VectorWriter gpkg(dir + "/" + kParcelsGpkg, "GPKG");
@@ -916,13 +963,16 @@ json truth_json(const Scene& s) {
   t["bands"] = {"B2", "B3", "B4", "B8", "B11", "B12"};
   t["reflectance_scale"] = 10000;
   t["mu_m2"] = kMu;
-  t["files"] = {{"date1", kDate1}, {"date2", kDate2}, {"date1_scl", kScl1}, {"date2_scl", kScl2},
+  t["files"] = {{"date1", kDate1},         {"date2", kDate2},
+                {"date1_scl", kScl1},      {"date2_scl", kScl2},
                 {"parcels", kParcelsGpkg}, {"parcels_geojson", kParcelsGeojson},
                 {"zones", kZonesGeojson}};
   t["scl_invalid_codes"] = {0, 1, 3, 8, 9, 10};
   json zs = json::array();
   for (const Zone& z : s.zones) {
-    zs.push_back({{"zone_id", z.id}, {"name", z.name}, {"zone_type", z.type},
+    zs.push_back({{"zone_id", z.id},
+                  {"name", z.name},
+                  {"zone_type", z.type},
                   {"sensitivity", z.sensitivity}});
   }
   t["zones"] = zs;
@@ -945,13 +995,16 @@ json truth_json(const Scene& s) {
     const Extent box{chg.cx - ex - 2, chg.cy - ey - 2, chg.cx + ex + 2, chg.cy + ey + 2};
     const std::vector<int> near = s.clouds_near(box);
     int pixels = 0, clouded = 0;
-    for (auto r = static_cast<int64_t>(std::floor(box.ymin)); r <= static_cast<int64_t>(box.ymax); ++r) {
-      for (auto c = static_cast<int64_t>(std::floor(box.xmin)); c <= static_cast<int64_t>(box.xmax); ++c) {
+    for (auto r = static_cast<int64_t>(std::floor(box.ymin)); r <= static_cast<int64_t>(box.ymax);
+         ++r) {
+      for (auto c = static_cast<int64_t>(std::floor(box.xmin)); c <= static_cast<int64_t>(box.xmax);
+           ++c) {
         if (c < 0 || r < 0 || c >= s.W || r >= s.H) continue;
         if (!chg.contains(static_cast<double>(c) + 0.5, static_cast<double>(r) + 0.5)) continue;
         ++pixels;
         const uint8_t code = s.scl(c / 2, r / 2, 2, near);
-        if (code == kSclShadow || code == kSclCloudMed || code == kSclCloudHigh || code == kSclCirrus) {
+        if (code == kSclShadow || code == kSclCloudMed || code == kSclCloudHigh ||
+            code == kSclCirrus) {
           ++clouded;
         }
       }
@@ -1026,10 +1079,11 @@ Result generate(const Options& o, const SchedulerOptions& so) {
   Result res;
   res.changes = static_cast<int>(scene.changes.size());
   res.clouds = static_cast<int>(scene.clouds.size());
-  log::info("synthesising scene", {{"size", std::to_string(o.width) + "x" + std::to_string(o.height)},
-                                   {"parcels", std::to_string(o.parcels)},
-                                   {"changes", std::to_string(res.changes)},
-                                   {"seed", std::to_string(o.seed)}});
+  log::info("synthesising scene",
+            {{"size", std::to_string(o.width) + "x" + std::to_string(o.height)},
+             {"parcels", std::to_string(o.parcels)},
+             {"changes", std::to_string(res.changes)},
+             {"seed", std::to_string(o.seed)}});
   for (int date : {1, 2}) {
     SchedulerOptions s = so;
     s.label = "synth date " + std::to_string(date);
@@ -1039,8 +1093,8 @@ Result generate(const Options& o, const SchedulerOptions& so) {
   }
   write_vectors(scene, o.out, res);
   write_file_atomic(o.out + "/" + kTruth, truth_json(scene).dump(1) + "\n");
-  for (const char* f : {kDate1, kScl1, kDate2, kScl2, kParcelsGpkg, kParcelsGeojson, kZonesGeojson,
-                        kTruth}) {
+  for (const char* f :
+       {kDate1, kScl1, kDate2, kScl2, kParcelsGpkg, kParcelsGeojson, kZonesGeojson, kTruth}) {
     res.files.push_back(o.out + "/" + f);
   }
   return res;

@@ -17,10 +17,10 @@
 namespace fw::synth {
 
 struct Options {
-  std::string out;           // output folder (created)
-  int64_t width = 1024;      // pixels of 10 m
+  std::string out;       // output folder (created)
+  int64_t width = 1024;  // pixels of 10 m
   int64_t height = 1024;
-  int parcels = 200;         // number of parcels
+  int parcels = 200;  // number of parcels
   uint64_t seed = 1;
   int epsg = 32650;          // UTM zone 50N (central China)
   double origin_x = 399960;  // upper-left corner, metres

@@ -29,7 +29,11 @@ constexpr std::array<const char*, static_cast<int>(Material::kCount)> kNames = {
 
 }  // namespace
 
-const Spectrum& of(Material m) { return kTable[static_cast<int>(m)]; }
-const char* name(Material m) { return kNames[static_cast<int>(m)]; }
+const Spectrum& of(Material m) {
+  return kTable[static_cast<int>(m)];
+}
+const char* name(Material m) {
+  return kNames[static_cast<int>(m)];
+}
 
 }  // namespace fw::spectra

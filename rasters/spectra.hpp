@@ -26,25 +26,25 @@ namespace fw::spectra {
 
 constexpr int kBands = 6;  // B2, B3, B4, B8, B11, B12
 using Spectrum = std::array<float, kBands>;
-inline constexpr std::array<const char*, kBands> kBandNames = {"B2", "B3", "B4",
+inline constexpr std::array<const char*, kBands> kBandNames = {"B2", "B3",  "B4",
                                                                "B8", "B11", "B12"};
 
 enum class Material {
-  kGreenCanopy,    // dense green crop / leaf canopy
-  kForestCanopy,   // broadleaf and mixed forest canopy
-  kGrass,          // grassland, field margins
-  kDryResidue,     // stubble, straw and litter
-  kDrySoil,        // dry loam
-  kWetSoil,        // moist, freshly turned soil
-  kLoess,          // bright yellow-brown subsoil dug up by excavation
-  kConcrete,       // new concrete, hardened ground
-  kAsphalt,        // asphalt road
-  kClayTile,       // red clay tile roofs of village houses
-  kWhiteSteel,     // white colour-steel sheet roof
-  kBlueSteel,      // blue colour-steel sheet roof
-  kClearWater,     // clear inland water
-  kTurbidWater,    // turbid, sediment-laden water (new ponds)
-  kCloud,          // optically thick cloud
+  kGreenCanopy,   // dense green crop / leaf canopy
+  kForestCanopy,  // broadleaf and mixed forest canopy
+  kGrass,         // grassland, field margins
+  kDryResidue,    // stubble, straw and litter
+  kDrySoil,       // dry loam
+  kWetSoil,       // moist, freshly turned soil
+  kLoess,         // bright yellow-brown subsoil dug up by excavation
+  kConcrete,      // new concrete, hardened ground
+  kAsphalt,       // asphalt road
+  kClayTile,      // red clay tile roofs of village houses
+  kWhiteSteel,    // white colour-steel sheet roof
+  kBlueSteel,     // blue colour-steel sheet roof
+  kClearWater,    // clear inland water
+  kTurbidWater,   // turbid, sediment-laden water (new ponds)
+  kCloud,         // optically thick cloud
   kCount
 };
 

@@ -41,7 +41,11 @@ inline int run(const std::string& cmd, std::string* output = nullptr) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-inline std::string shared_data() { return FW_SHARED_DATA; }
-inline bool have_shared_data() { return std::filesystem::exists(shared_data()); }
+inline std::string shared_data() {
+  return FW_SHARED_DATA;
+}
+inline bool have_shared_data() {
+  return std::filesystem::exists(shared_data());
+}
 
 }  // namespace fw::test

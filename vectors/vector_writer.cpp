@@ -8,15 +8,16 @@ VectorWriter::VectorWriter(std::string path, std::string driver_name)
     : path_(std::move(path)), driver_(std::move(driver_name)), atomic_(path_) {
   CPLErrorReset();
   ds_.reset(driver(driver_).Create(atomic_.temp().c_str(), 0, 0, 0, GDT_Unknown, nullptr));
-  if (!ds_) throw_output("cannot create " + driver_ + " file: " + last_gdal_error(), {.file = path_});
+  if (!ds_)
+    throw_output("cannot create " + driver_ + " file: " + last_gdal_error(), {.file = path_});
 }
 
 VectorWriter::~VectorWriter() {
   ds_.reset();  // the AtomicPath then removes the uncommitted temporary
 }
 
-OGRLayer& VectorWriter::add_layer(const std::string& name, const Crs& crs,
-                                  OGRwkbGeometryType type, const std::vector<FieldDef>& fields,
+OGRLayer& VectorWriter::add_layer(const std::string& name, const Crs& crs, OGRwkbGeometryType type,
+                                  const std::vector<FieldDef>& fields,
                                   const GdalOptions& layer_options) {
   end_transaction();
   GdalOptions opts;
@@ -26,8 +27,8 @@ OGRLayer& VectorWriter::add_layer(const std::string& name, const Crs& crs,
     if (!layer_options.value("WRITE_NAME")) opts.set("WRITE_NAME", "NO");
   }
   CPLErrorReset();
-  OGRLayer* layer = ds_->CreateLayer(name.c_str(), const_cast<OGRSpatialReference*>(crs.ogr()),
-                                     type, opts.get());
+  OGRLayer* layer =
+      ds_->CreateLayer(name.c_str(), const_cast<OGRSpatialReference*>(crs.ogr()), type, opts.get());
   if (!layer) {
     throw_output("cannot create layer: " + last_gdal_error(), {.file = path_, .layer = name});
   }

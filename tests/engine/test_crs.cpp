@@ -32,7 +32,7 @@ TEST(Crs, Cgcs2000Codes) {
   CoordTransform t(geo, gk);
   double x = 117.0, y = 30.0;
   t.transform(x, y);
-  EXPECT_NEAR(x, 39500000.0, 1e-3);  // zone prefix 39, false easting 500 km
+  EXPECT_NEAR(x, 39500000.0, 1e-3);   // zone prefix 39, false easting 500 km
   EXPECT_NEAR(y, 3320113.398, 0.01);  // scale 1 on the central meridian: the arc length
 }
 

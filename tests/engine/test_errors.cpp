@@ -11,9 +11,11 @@ namespace fw {
 namespace {
 
 TEST(Error, MessageCarriesContext) {
-  const Error e(ExitCode::kInput, "bad value", {.file = "a.yaml", .stage = "change", .line = 12, .column = 3});
+  const Error e(ExitCode::kInput, "bad value",
+                {.file = "a.yaml", .stage = "change", .line = 12, .column = 3});
   EXPECT_STREQ(e.what(), "[change] a.yaml:12:3: bad value");
-  const Error f = Error(ExitCode::kInput, "read failed", {.band = 4}).with({.file = "x.tif", .band = 1});
+  const Error f =
+      Error(ExitCode::kInput, "read failed", {.band = 4}).with({.file = "x.tif", .band = 1});
   EXPECT_STREQ(f.what(), "x.tif, band 4: read failed");
   EXPECT_EQ(f.code(), ExitCode::kInput);
   EXPECT_STREQ(exit_code_name(ExitCode::kLocked), "locked");
@@ -80,7 +82,8 @@ TEST(Error, MissingBandNamesTheBand) {
     read_window(*ds, 3, {0, 0, 8, 8}, buf);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("band 3 does not exist (the raster has 1)"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("band 3 does not exist (the raster has 1)"),
+              std::string::npos);
   }
 }
 
@@ -88,7 +91,8 @@ TEST(RasterIo, WindowsOutsideTheRasterAreFilled) {
   test::TempDir dir;
   const std::string path = dir / "e.tif";
   {
-    DatasetPtr ds = create_gtiff(path, Grid(GeoTransform::north_up(0, 0, 1, 1), 10, 10), 1, GDT_Int16);
+    DatasetPtr ds =
+        create_gtiff(path, Grid(GeoTransform::north_up(0, 0, 1, 1), 10, 10), 1, GDT_Int16);
     std::vector<int16_t> v(100);
     for (int i = 0; i < 100; ++i) v[static_cast<std::size_t>(i)] = static_cast<int16_t>(i);
     write_window(*ds, 1, {0, 0, 10, 10}, v);

@@ -49,7 +49,9 @@ TEST(Log, GdalWarningsAreRoutedIntoOurLog) {
   EXPECT_NE(out.find("GDAL: a gdal warning"), std::string::npos);
 }
 
-TEST(Log, UnknownLevelIsAUsageError) { EXPECT_THROW(log::parse_level("loud"), std::exception); }
+TEST(Log, UnknownLevelIsAUsageError) {
+  EXPECT_THROW(log::parse_level("loud"), std::exception);
+}
 
 }  // namespace
 }  // namespace fw

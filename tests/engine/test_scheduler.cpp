@@ -18,7 +18,9 @@ void make_raster(const std::string& path, int w, int h, int tile) {
   DatasetPtr ds = create_gtiff(path, grid, 1, GDT_Float32, {}, tile);
   std::vector<float> row(static_cast<std::size_t>(w));
   for (int r = 0; r < h; ++r) {
-    for (int c = 0; c < w; ++c) row[static_cast<std::size_t>(c)] = static_cast<float>(unit(hash_of({uint64_t(r), uint64_t(c)})));
+    for (int c = 0; c < w; ++c)
+      row[static_cast<std::size_t>(c)] =
+          static_cast<float>(unit(hash_of({uint64_t(r), uint64_t(c)})));
     write_window(*ds, 1, {0, r, w, 1}, row);
   }
   close_dataset(ds, path);
@@ -32,8 +34,11 @@ struct Case {
 
 TEST(Scheduler, VisitsEveryPixelExactlyOnceInOrder) {
   // Sizes not divisible by the block size, tiny budgets to force many windows.
-  const Case cases[] = {{1000, 777, 256, 256, 4096}, {300, 301, 64, 64, 100000},
-                        {257, 3, 257, 1, 50000}, {1, 1, 256, 256, 4}, {5000, 40, 128, 16, 2000}};
+  const Case cases[] = {{1000, 777, 256, 256, 4096},
+                        {300, 301, 64, 64, 100000},
+                        {257, 3, 257, 1, 50000},
+                        {1, 1, 256, 256, 4},
+                        {5000, 40, 128, 16, 2000}};
   for (const Case& c : cases) {
     for (int threads : {1, 2, 8}) {
       SchedulerOptions o;
@@ -51,12 +56,14 @@ TEST(Scheduler, VisitsEveryPixelExactlyOnceInOrder) {
             EXPECT_EQ(win.x % plan.block_w, 0);
             EXPECT_EQ(win.y % plan.block_h, 0);
             for (int64_t r = win.y; r < win.y_end(); ++r)
-              for (int64_t q = win.x; q < win.x_end(); ++q) ++hits[static_cast<std::size_t>(r * c.w + q)];
+              for (int64_t q = win.x; q < win.x_end(); ++q)
+                ++hits[static_cast<std::size_t>(r * c.w + q)];
             return 0;
           },
           [&](const Window&, std::size_t i, int&) { order.push_back(i); });
       for (std::size_t i = 0; i < hits.size(); ++i) {
-        ASSERT_EQ(hits[i].load(), 1) << "pixel " << i << " threads " << threads << " size " << c.w << "x" << c.h;
+        ASSERT_EQ(hits[i].load(), 1)
+            << "pixel " << i << " threads " << threads << " size " << c.w << "x" << c.h;
       }
       ASSERT_EQ(order.size(), plan.size());
       for (std::size_t i = 0; i < order.size(); ++i) ASSERT_EQ(order[i], i);
@@ -119,7 +126,9 @@ TEST(Scheduler, PassThroughCopyEqualsInput) {
         read_window(pool.local(), 1, w, buf);
         return buf;
       },
-      [&](const Window& w, std::size_t, std::vector<float>& buf) { write_window(*dst, 1, w, buf); });
+      [&](const Window& w, std::size_t, std::vector<float>& buf) {
+        write_window(*dst, 1, w, buf);
+      });
   close_dataset(dst, out);
   std::vector<float> a, b;
   read_window(*src, 1, {0, 0, 700, 500}, a);
@@ -155,9 +164,9 @@ TEST(Scheduler, PeakMemoryDoesNotGrowWithRasterSize) {
   test::TempDir dir;
   auto probe = [&](int size) {
     std::string out;
-    const int rc = test::run(std::string(FW_MEMPROBE) + " " + dir / "p.tif" + " " +
-                                 std::to_string(size) + " 32 8",
-                             &out);
+    const int rc = test::run(
+        std::string(FW_MEMPROBE) + " " + dir / "p.tif" + " " + std::to_string(size) + " 32 8",
+        &out);
     EXPECT_EQ(rc, 0) << out;
     std::istringstream in(out);
     long before = 0, peak = 0;
@@ -206,8 +215,9 @@ TEST(Scheduler, ProgressIsMonotonicAndCompletes) {
   };
   o.label = "test";
   BlockScheduler s(o);
-  s.run<int>(WindowPlan::make(1000, 1000, 100, 100, 100 * 100),
-             [](const Window&, std::size_t) { return 1; }, [](const Window&, std::size_t, int&) {});
+  s.run<int>(
+      WindowPlan::make(1000, 1000, 100, 100, 100 * 100),
+      [](const Window&, std::size_t) { return 1; }, [](const Window&, std::size_t, int&) {});
   ASSERT_GE(seen.size(), 101u);
   for (std::size_t i = 1; i < seen.size(); ++i) EXPECT_GE(seen[i], seen[i - 1]);
   EXPECT_DOUBLE_EQ(seen.front(), 0.0);

@@ -67,7 +67,8 @@ TEST(Synth, RasterLayoutIsSentinel2L2A) {
   EXPECT_EQ(gs.width(), 167);
   EXPECT_EQ(gs.height(), 151);
   EXPECT_DOUBLE_EQ(gs.dx(), 20.0);
-  EXPECT_TRUE(g.compatible_with(Grid(GeoTransform::north_up(g.transform().c[0], g.transform().c[3], 10, 10), 1, 1, g.crs())));
+  EXPECT_TRUE(g.compatible_with(
+      Grid(GeoTransform::north_up(g.transform().c[0], g.transform().c[3], 10, 10), 1, 1, g.crs())));
 }
 
 std::map<int, int64_t> histogram(const std::string& path) {
@@ -101,8 +102,12 @@ struct Means {
   double b[6] = {0, 0, 0, 0, 0, 0};
   int n = 0;
 };
-double ndvi(const double* b) { return (b[3] - b[2]) / (b[3] + b[2]); }
-double mndwi(const double* b) { return (b[1] - b[4]) / (b[1] + b[4]); }
+double ndvi(const double* b) {
+  return (b[3] - b[2]) / (b[3] + b[2]);
+}
+double mndwi(const double* b) {
+  return (b[1] - b[4]) / (b[1] + b[4]);
+}
 
 // Pixels flagged cloud, cloud shadow or cirrus in the 20 m SCL are left out when `scl` is given.
 Means means_inside(GDALDataset& ds, const Grid& g, const OGRGeometry& geom, bool inside,
@@ -116,7 +121,8 @@ Means means_inside(GDALDataset& ds, const Grid& g, const OGRGeometry& geom, bool
   for (int64_t r = 0; r < w.h; ++r) {
     for (int64_t c = 0; c < w.w; ++c) {
       double x, y;
-      g.transform().pixel_to_world(static_cast<double>(w.x + c) + 0.5, static_cast<double>(w.y + r) + 0.5, x, y);
+      g.transform().pixel_to_world(static_cast<double>(w.x + c) + 0.5,
+                                   static_cast<double>(w.y + r) + 0.5, x, y);
       OGRPoint p(x, y);
       if (geom.Contains(&p) != inside) continue;
       if (scl) {
@@ -124,7 +130,9 @@ Means means_inside(GDALDataset& ds, const Grid& g, const OGRGeometry& geom, bool
         read_window(*scl, 1, {(w.x + c) / 2, (w.y + r) / 2, 1, 1}, GDT_Byte, &code);
         if (code == 3 || code == 8 || code == 9 || code == 10) continue;
       }
-      for (int b = 0; b < 6; ++b) m.b[b] += bands[static_cast<std::size_t>(b)][static_cast<std::size_t>(r * w.w + c)] / 10000.0;
+      for (int b = 0; b < 6; ++b)
+        m.b[b] +=
+            bands[static_cast<std::size_t>(b)][static_cast<std::size_t>(r * w.w + c)] / 10000.0;
       ++m.n;
     }
   }
@@ -153,17 +161,30 @@ TEST(Synth, TruthAgreesWithThePixels) {
     ASSERT_EQ(OGRGeometryFactory::createFromWkt(wkt.c_str(), nullptr, &geom), OGRERR_NONE);
     GeometryPtr owned(geom);
     EXPECT_NEAR(geom->toPolygon()->get_Area(), area, 1e-3 * area);
-    const Means before = means_inside(*d1, g, *geom, true), after = means_inside(*d2, g, *geom, true);
+    const Means before = means_inside(*d1, g, *geom, true),
+                after = means_inside(*d2, g, *geom, true);
     ASSERT_GE(before.n, 4) << c["id"];
     const double mix = c["mix"];
     const std::string id = c["id"];
     const double dndvi = ndvi(after.b) - ndvi(before.b), dmndwi = mndwi(after.b) - mndwi(before.b);
-    if (cat == "construction") { EXPECT_GT(after.b[0] - before.b[0], 0.02 * mix) << id; }
-    if (cat == "bare_soil") { EXPECT_LT(dndvi, -0.2 * mix) << id; }
-    if (cat == "water_gain") { EXPECT_GT(dmndwi, 0.3 * mix) << id; }
-    if (cat == "water_loss") { EXPECT_LT(dmndwi, -0.3 * mix) << id; }
-    if (cat == "vegetation_loss") { EXPECT_LT(dndvi, -0.15 * mix) << id; }
-    if (cat == "vegetation_gain") { EXPECT_GT(dndvi, 0.2 * mix) << id; }
+    if (cat == "construction") {
+      EXPECT_GT(after.b[0] - before.b[0], 0.02 * mix) << id;
+    }
+    if (cat == "bare_soil") {
+      EXPECT_LT(dndvi, -0.2 * mix) << id;
+    }
+    if (cat == "water_gain") {
+      EXPECT_GT(dmndwi, 0.3 * mix) << id;
+    }
+    if (cat == "water_loss") {
+      EXPECT_LT(dmndwi, -0.3 * mix) << id;
+    }
+    if (cat == "vegetation_loss") {
+      EXPECT_LT(dndvi, -0.15 * mix) << id;
+    }
+    if (cat == "vegetation_gain") {
+      EXPECT_GT(dndvi, 0.2 * mix) << id;
+    }
     ++checked;
   }
   EXPECT_GE(checked, 10);
@@ -225,8 +246,10 @@ TEST(Synth, ParcelsAndZones) {
   EXPECT_GT(multipart, 0);
   EXPECT_GT(holes, 0);
   EXPECT_GT(invalid, 0);
-  EXPECT_EQ(classes, (std::set<std::string>{"general_farmland", "other", "permanent_basic_farmland"}));
-  for (const auto& t : towns) EXPECT_TRUE(t.find("镇") != std::string::npos || t.find("乡") != std::string::npos) << t;
+  EXPECT_EQ(classes,
+            (std::set<std::string>{"general_farmland", "other", "permanent_basic_farmland"}));
+  for (const auto& t : towns)
+    EXPECT_TRUE(t.find("镇") != std::string::npos || t.find("乡") != std::string::npos) << t;
   OGRLayer* zones = ds->GetLayerByName("zones");
   ASSERT_NE(zones, nullptr);
   EXPECT_EQ(zones->GetFeatureCount(), 3);
