@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   fw::cli::Action action;
   fw::cli::add_info(app, action);
   fw::cli::add_synth(app, action);
+  fw::cli::add_indices(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

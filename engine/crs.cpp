@@ -2,7 +2,11 @@
 
 #include <ogr_spatialref.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "engine/error.hpp"
+#include "engine/grid.hpp"
 
 namespace fw {
 namespace {
@@ -129,6 +133,25 @@ void CoordTransform::transform(double* x, double* y, std::size_t n) const {
   for (std::size_t i = 0; i < n; ++i) {
     if (!ok[i]) throw_input("coordinate transformation failed for a point");
   }
+}
+
+Extent transform_extent(const Extent& e, const Crs& from, const Crs& to, int densify) {
+  if (from.same_as(to)) return e;
+  std::vector<double> xs, ys;
+  for (int i = 0; i <= densify; ++i) {
+    const double t = static_cast<double>(i) / densify;
+    const double x = e.xmin + t * e.width(), y = e.ymin + t * e.height();
+    xs.insert(xs.end(), {x, x, e.xmin, e.xmax});
+    ys.insert(ys.end(), {e.ymin, e.ymax, y, y});
+  }
+  CoordTransform ct(from, to);
+  ct.transform(xs.data(), ys.data(), xs.size());
+  Extent out{xs[0], ys[0], xs[0], ys[0]};
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    out.xmin = std::min(out.xmin, xs[i]), out.xmax = std::max(out.xmax, xs[i]);
+    out.ymin = std::min(out.ymin, ys[i]), out.ymax = std::max(out.ymax, ys[i]);
+  }
+  return out;
 }
 
 }  // namespace fw

@@ -55,4 +55,8 @@ class CoordTransform {
   std::unique_ptr<Impl> impl_;
 };
 
+// The bounding box, in `to`, of an extent in `from` (edges densified with `densify` points).
+struct Extent;
+Extent transform_extent(const Extent& e, const Crs& from, const Crs& to, int densify = 21);
+
 }  // namespace fw
