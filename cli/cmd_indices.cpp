@@ -11,7 +11,8 @@
 namespace fw::cli {
 
 void add_indices(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand("indices", "Spectral indices of one date (Cloud-Optimized GeoTIFF)");
+  auto* cmd =
+      app.add_subcommand("indices", "Spectral indices of one date (Cloud-Optimized GeoTIFF)");
   struct Args {
     ImageryArgs im;
     std::string index, out, compress = "DEFLATE", align_to, t_srs;
@@ -20,12 +21,14 @@ void add_indices(CLI::App& app, Action& action) {
     bool int16 = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--input", a->im.files, "Input raster(s): one multiband file, several band files, or a VRT")
+  cmd->add_option("--input", a->im.files,
+                  "Input raster(s): one multiband file, several band files, or a VRT")
       ->required();
   add_sensor_options(cmd, a->im);
   cmd->add_option("--mask", a->im.mask, "Cloud/quality mask raster (see --mask-type)");
-  cmd->add_option("--index", a->index, "Indices, comma-separated: ndvi, evi, savi, msavi2, ndwi, "
-                                       "mndwi, ndbi, bsi, nbr")
+  cmd->add_option("--index", a->index,
+                  "Indices, comma-separated: ndvi, evi, savi, msavi2, ndwi, "
+                  "mndwi, ndbi, bsi, nbr")
       ->required();
   cmd->add_option("--out", a->out, "Output folder: one <index>.tif per index")->required();
   cmd->add_flag("--int16", a->int16, "Write Int16 x 10000 instead of Float32");

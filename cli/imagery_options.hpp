@@ -46,9 +46,11 @@ inline void add_sensor_options(CLI::App* cmd, ImageryArgs& a) {
                   "sentinel2, landsat89, gf1wfv, gf6wfv, gf2pms, generic, or auto (from band names "
                   "and metadata)")
       ->capture_default_str();
-  cmd->add_option("--bands", a.bands, "Band map: role=band, for example red=3,nir=8 (roles: blue, "
-                                      "green, red, nir, swir1, swir2; band: 1-based index or name)");
-  cmd->add_option("--scale", a.scale, "Reflectance = DN * scale + offset (overrides sensor and file)");
+  cmd->add_option("--bands", a.bands,
+                  "Band map: role=band, for example red=3,nir=8 (roles: blue, "
+                  "green, red, nir, swir1, swir2; band: 1-based index or name)");
+  cmd->add_option("--scale", a.scale,
+                  "Reflectance = DN * scale + offset (overrides sensor and file)");
   cmd->add_option("--offset", a.offset, "Reflectance offset (with --scale)");
   cmd->add_option("--boa-offset", a.boa_offset,
                   "Sentinel-2 BOA_ADD_OFFSET in DN (-1000 from processing baseline 04.00)");

@@ -1,10 +1,19 @@
 #include "rasters/cog.hpp"
 
-#include <gdal_rat.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <unistd.h>
+
+#include <cpl_conv.h>
+#include <cpl_vsi.h>
+#include <tbb/parallel_for.h>
 
 #include <algorithm>
-
-#include <chrono>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
 
 #include "engine/error.hpp"
 #include "engine/log.hpp"
@@ -13,20 +22,630 @@
 
 namespace fw::rasters {
 
+namespace {
+
+constexpr int kT = CogWriter::kTile;
+
+int type_size(GDALDataType t) {
+  return GDALGetDataTypeSizeBytes(t);
+}
+
+// Converts float values to the output type (values are already in range; nodata stays nodata).
+void to_type(const float* in, std::size_t n, GDALDataType t, void* out) {
+  GDALCopyWords64(in, GDT_Float32, 4, out, t, type_size(t), static_cast<GPtrDiff_t>(n));
+}
+
+// TIFF horizontal predictors, in place, on one tile of kT x kT samples.
+void predict(unsigned char* tile, GDALDataType t, std::vector<unsigned char>& scratch) {
+  const int sz = type_size(t);
+  const std::size_t row_bytes = static_cast<std::size_t>(kT) * sz;
+  if (t == GDT_Float32) {
+    // Predictor 3: bytes of each row reordered into planes (most significant first), then
+    // differenced byte by byte (libtiff's fpDiff).
+    scratch.resize(row_bytes);
+    for (int r = 0; r < kT; ++r) {
+      unsigned char* row = tile + r * row_bytes;
+      std::memcpy(scratch.data(), row, row_bytes);
+      const unsigned char* in = scratch.data();
+      unsigned char* p3 = row;  // most significant bytes first (little-endian host)
+      unsigned char* p2 = row + kT;
+      unsigned char* p1 = row + 2 * kT;
+      unsigned char* p0 = row + 3 * kT;
+      for (int i = 0; i < kT; ++i) {
+        p0[i] = in[4 * i], p1[i] = in[4 * i + 1], p2[i] = in[4 * i + 2], p3[i] = in[4 * i + 3];
+      }
+      // Differences of consecutive bytes, computed from the unmodified copy order.
+      unsigned char prev = row[0];
+      for (std::size_t j = 1; j < row_bytes; ++j) {
+        const unsigned char cur = row[j];
+        row[j] = static_cast<unsigned char>(cur - prev);
+        prev = cur;
+      }
+    }
+    return;
+  }
+  // Predictor 2: horizontal differencing of samples.
+  for (int r = 0; r < kT; ++r) {
+    unsigned char* row = tile + r * row_bytes;
+    if (sz == 1) {
+      for (int i = kT - 1; i > 0; --i) row[i] = static_cast<unsigned char>(row[i] - row[i - 1]);
+    } else {
+      auto* v = reinterpret_cast<uint16_t*>(row);
+      for (int i = kT - 1; i > 0; --i) v[i] = static_cast<uint16_t>(v[i] - v[i - 1]);
+    }
+  }
+}
+
+struct EncodedTile {
+  int64_t tx = 0, ty = 0;
+  std::vector<unsigned char> bytes;
+};
+
+struct Stats {
+  int64_t count = 0;
+  double sum = 0, sumsq = 0;
+  double min = std::numeric_limits<double>::infinity(),
+         max = -std::numeric_limits<double>::infinity();
+  void merge(const Stats& o) {
+    count += o.count, sum += o.sum, sumsq += o.sumsq;
+    min = std::min(min, o.min), max = std::max(max, o.max);
+  }
+};
+
+// Encodes the tiles of a block (values as float, row-major, `w` x `h`, placed at (x0, y0) of a
+// level `lw` x `lh`); x0, y0 multiples of kT.
+std::vector<EncodedTile> encode_tiles(const float* data, int64_t x0, int64_t y0, int64_t w,
+                                      int64_t h, const CogOptions& o, float nodata, bool parallel) {
+  const int64_t ntx = (w + kT - 1) / kT, nty = (h + kT - 1) / kT;
+  std::vector<EncodedTile> out(static_cast<std::size_t>(ntx * nty));
+  const int sz = type_size(o.type);
+  auto one = [&](std::size_t k) {
+    const int64_t tx = static_cast<int64_t>(k) % ntx, ty = static_cast<int64_t>(k) / ntx;
+    const int64_t cw = std::min<int64_t>(kT, w - tx * kT), chh = std::min<int64_t>(kT, h - ty * kT);
+    // The tile as float, padded with nodata where it extends past the data.
+    thread_local std::vector<float> tile;
+    thread_local std::vector<unsigned char> raw, scratch;
+    tile.resize(static_cast<std::size_t>(kT) * kT);
+    if (cw < kT || chh < kT) std::fill(tile.begin(), tile.end(), nodata);
+    for (int64_t r = 0; r < chh; ++r) {
+      std::memcpy(tile.data() + r * kT, data + (ty * kT + r) * w + tx * kT,
+                  static_cast<std::size_t>(cw) * sizeof(float));
+    }
+    raw.resize(static_cast<std::size_t>(kT) * kT * sz);
+    if (o.type == GDT_Float32) {
+      std::memcpy(raw.data(), tile.data(), raw.size());
+    } else {
+      to_type(tile.data(), tile.size(), o.type, raw.data());
+    }
+    EncodedTile& e = out[k];
+    e.tx = x0 / kT + tx;
+    e.ty = y0 / kT + ty;
+    if (o.compress == "NONE") {
+      e.bytes = raw;
+      return;
+    }
+    predict(raw.data(), o.type, scratch);
+    e.bytes.resize(raw.size() + raw.size() / 64 + 1024);
+    size_t got = 0;
+    if (!CPLZLibDeflate(raw.data(), raw.size(), o.level, e.bytes.data(), e.bytes.size(), &got)) {
+      throw_internal("DEFLATE compression failed");
+    }
+    e.bytes.resize(got);
+    e.bytes.shrink_to_fit();
+  };
+  if (parallel && out.size() > 1) {
+    tbb::parallel_for(std::size_t{0}, out.size(), one);
+  } else {
+    for (std::size_t k = 0; k < out.size(); ++k) one(k);
+  }
+  return out;
+}
+
+// 2x2 reduction of a w x h float block; AVERAGE over valid pixels, or NEAREST (top-left).
+std::vector<float> halve(const float* in, int64_t w, int64_t h, float nodata, bool average) {
+  const int64_t hw = (w + 1) / 2, hh = (h + 1) / 2;
+  std::vector<float> out(static_cast<std::size_t>(hw * hh));
+  for (int64_t r = 0; r < hh; ++r) {
+    for (int64_t c = 0; c < hw; ++c) {
+      float res = nodata;
+      if (average) {
+        double s = 0;
+        int n = 0;
+        for (int64_t dr = 0; dr < 2 && 2 * r + dr < h; ++dr) {
+          for (int64_t dc = 0; dc < 2 && 2 * c + dc < w; ++dc) {
+            const float v = in[(2 * r + dr) * w + 2 * c + dc];
+            if (v != nodata) s += v, ++n;
+          }
+        }
+        if (n) res = static_cast<float>(s / n);
+      } else {
+        res = in[(2 * r) * w + 2 * c];
+      }
+      out[static_cast<std::size_t>(r * hw + c)] = res;
+    }
+  }
+  return out;
+}
+
+// A little-endian TIFF IFD entry: tag, type, count and the value bytes.
+struct Entry {
+  uint16_t tag;
+  uint16_t type;
+  uint64_t count;
+  std::vector<unsigned char> value;
+};
+
+int tiff_type_size(uint16_t type) {
+  switch (type) {
+    case 1:
+    case 2:
+    case 6:
+    case 7:
+      return 1;
+    case 3:
+    case 8:
+      return 2;
+    case 4:
+    case 9:
+    case 11:
+    case 13:
+      return 4;
+    default:
+      return 8;
+  }
+}
+
+template <class T>
+Entry entry(uint16_t tag, uint16_t type, const std::vector<T>& values) {
+  Entry e{tag, type, values.size(), {}};
+  e.value.resize(values.size() * sizeof(T));
+  std::memcpy(e.value.data(), values.data(), e.value.size());
+  return e;
+}
+
+// Reads the first IFD of a classic little-endian TIFF in memory.
+std::vector<Entry> read_ifd(const std::vector<unsigned char>& f) {
+  auto u16 = [&](std::size_t o) {
+    uint16_t v;
+    std::memcpy(&v, &f.at(o + 1) - 1, 2);
+    return v;
+  };
+  auto u32 = [&](std::size_t o) {
+    uint32_t v;
+    std::memcpy(&v, &f.at(o + 3) - 3, 4);
+    return v;
+  };
+  if (f.size() < 8 || f[0] != 'I' || u16(2) != 42) throw_internal("unexpected template TIFF");
+  const std::size_t ifd = u32(4);
+  const uint16_t n = u16(ifd);
+  std::vector<Entry> out;
+  for (uint16_t i = 0; i < n; ++i) {
+    const std::size_t p = ifd + 2 + 12u * i;
+    Entry e{u16(p), u16(p + 2), u32(p + 4), {}};
+    const std::size_t bytes = static_cast<std::size_t>(e.count) * tiff_type_size(e.type);
+    const std::size_t at = bytes <= 4 ? p + 8 : u32(p + 8);
+    if (at + bytes > f.size()) throw_internal("truncated template TIFF");
+    e.value.assign(f.begin() + static_cast<std::ptrdiff_t>(at),
+                   f.begin() + static_cast<std::ptrdiff_t>(at + bytes));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace
+
+struct CogWriter::Chunk {
+  Window win;
+  int band = 1;
+  std::vector<unsigned char> raw;  // GDAL path: the window's values
+  std::vector<EncodedTile> tiles;  // fast path
+  std::vector<float> half;         // fast path: 2x2 reduction for overview 1
+  Stats stats;
+};
+
+struct CogWriter::Fast {
+  struct Level {
+    int64_t w = 0, h = 0, ntx = 0, nty = 0;
+    std::vector<uint64_t> offsets, sizes;  // per tile, in the level's data file
+    std::string file;
+    std::FILE* fp = nullptr;
+    uint64_t written = 0;
+    // Rows [base, base + rows) of the level, for levels >= 1.
+    int64_t base = 0;
+    std::vector<float> buf;
+  };
+  std::vector<Level> levels;
+  Stats stats;
+  float nodata = 0;
+  bool average = true;
+  int64_t complete_rows0 = 0;
+
+  ~Fast() {
+    for (auto& l : levels) {
+      if (l.fp) std::fclose(l.fp);
+      if (!l.file.empty()) std::remove(l.file.c_str());
+    }
+  }
+
+  void append(Level& l, std::vector<EncodedTile>& tiles, const std::string& path) {
+    for (auto& t : tiles) {
+      const std::size_t k = static_cast<std::size_t>(t.ty * l.ntx + t.tx);
+      l.offsets[k] = l.written;
+      l.sizes[k] = t.bytes.size();
+      if (std::fwrite(t.bytes.data(), 1, t.bytes.size(), l.fp) != t.bytes.size()) {
+        throw_output("cannot write temporary tile data (disk full?)", {.file = path});
+      }
+      l.written += t.bytes.size();
+    }
+  }
+
+  // Places a block of level `li` (li >= 1) at (x, y).
+  void put(std::size_t li, const float* data, int64_t x, int64_t y, int64_t w, int64_t h) {
+    Level& l = levels[li];
+    const int64_t need = (y + h - l.base) * l.w;
+    if (static_cast<int64_t>(l.buf.size()) < need)
+      l.buf.resize(static_cast<std::size_t>(need), nodata);
+    for (int64_t r = 0; r < h; ++r) {
+      std::memcpy(l.buf.data() + (y - l.base + r) * l.w + x, data + r * w,
+                  static_cast<std::size_t>(w) * sizeof(float));
+    }
+  }
+
+  // Rows < rows_done of level `li` are complete: encode whole tile rows, feed the next level.
+  void complete(std::size_t li, int64_t rows_done, const CogOptions& o, const std::string& path) {
+    Level& l = levels[li];
+    while (l.base < l.h && (l.base + kT <= rows_done || rows_done >= l.h)) {
+      const int64_t rows = std::min<int64_t>(kT, l.h - l.base);
+      if (static_cast<int64_t>(l.buf.size()) < rows * l.w)
+        l.buf.resize(static_cast<std::size_t>(rows * l.w), nodata);
+      auto tiles = encode_tiles(l.buf.data(), 0, l.base, l.w, rows, o, nodata, true);
+      append(l, tiles, path);
+      if (li + 1 < levels.size()) {
+        const std::vector<float> h2 = halve(l.buf.data(), l.w, rows, nodata, average);
+        put(li + 1, h2.data(), 0, l.base / 2, (l.w + 1) / 2, (rows + 1) / 2);
+        complete(li + 1, (l.base + rows + 1) / 2, o, path);
+      }
+      // Drop the encoded rows.
+      l.buf.erase(l.buf.begin(),
+                  l.buf.begin() + std::min<std::ptrdiff_t>(
+                                      static_cast<std::ptrdiff_t>(l.buf.size()), rows * l.w));
+      l.base += rows;
+    }
+  }
+};
+
 CogWriter::CogWriter(std::string path, const Grid& grid, int bands, CogOptions options)
     : path_(std::move(path)),
+      grid_(grid),
       options_(std::move(options)),
       final_(path_),
       raw_(final_.temp() + ".raw.tif") {
-  ds_ = create_gtiff(raw_.temp(), grid, bands, options_.type,
-                     GdalOptions{}.set("COMPRESS", "NONE").set("PREDICTOR", "1").set("BIGTIFF", "IF_NEEDED"),
-                     512);
-  for (int b = 1; b <= bands; ++b) {
+  const bool fast = bands == 1 && options_.category_names.empty() &&
+                    (options_.compress == "DEFLATE" || options_.compress == "NONE") &&
+                    (options_.type == GDT_Float32 || options_.type == GDT_Int16 ||
+                     options_.type == GDT_UInt16 || options_.type == GDT_Byte);
+  if (fast) {
+    fast_ = std::make_unique<Fast>();
+    fast_->nodata = static_cast<float>(options_.nodata);
+    fast_->average = options_.overview_resampling != "NEAREST";
+    int64_t w = grid.width(), h = grid.height();
+    for (int li = 0;; ++li) {
+      Fast::Level l;
+      l.w = w, l.h = h, l.ntx = (w + kT - 1) / kT, l.nty = (h + kT - 1) / kT;
+      l.offsets.assign(static_cast<std::size_t>(l.ntx * l.nty), 0);
+      l.sizes.assign(l.offsets.size(), 0);
+      l.file = final_.temp() + ".level" + std::to_string(li);
+      l.fp = std::fopen(l.file.c_str(), "wb");
+      if (!l.fp) throw_output("cannot create a temporary file beside the output", {.file = path_});
+      fast_->levels.push_back(std::move(l));
+      if (std::max(w, h) <= kT) break;
+      w = (w + 1) / 2, h = (h + 1) / 2;
+    }
+    return;
+  }
+  ds_ = create_gtiff(
+      raw_.temp(), grid, bands, options_.type,
+      GdalOptions{}.set("COMPRESS", "NONE").set("PREDICTOR", "1").set("BIGTIFF", "IF_NEEDED"), kT);
+}
+
+CogWriter::~CogWriter() {
+  ds_.reset();
+}
+
+std::shared_ptr<CogWriter::Chunk> CogWriter::encode(int band, const Window& win,
+                                                    const void* data) const {
+  auto c = std::make_shared<Chunk>();
+  c->win = win;
+  c->band = band;
+  const std::size_t n = static_cast<std::size_t>(win.pixels());
+  if (!fast_) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    c->raw.assign(p, p + n * type_size(options_.type));
+    return c;
+  }
+  if (win.x % kT || win.y % kT) throw_internal("COG windows must be aligned to the tile size");
+  std::vector<float> converted;
+  const float* values = static_cast<const float*>(data);
+  if (options_.type != GDT_Float32) {
+    converted.resize(n);
+    GDALCopyWords64(data, options_.type, type_size(options_.type), converted.data(), GDT_Float32, 4,
+                    static_cast<GPtrDiff_t>(n));
+    values = converted.data();
+  }
+  const float nd = fast_->nodata;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = values[i];
+    if (v == nd) continue;
+    Stats& s = c->stats;
+    ++s.count, s.sum += v, s.sumsq += static_cast<double>(v) * v;
+    s.min = std::min<double>(s.min, v), s.max = std::max<double>(s.max, v);
+  }
+  c->tiles = encode_tiles(values, win.x, win.y, win.w, win.h, options_, nd, false);
+  if (fast_->levels.size() > 1) c->half = halve(values, win.w, win.h, nd, fast_->average);
+  return c;
+}
+
+void CogWriter::add(const std::shared_ptr<Chunk>& c) {
+  if (!fast_) {
+    try {
+      write_window(*ds_, c->band, c->win, options_.type, c->raw.data());
+    } catch (const Error& e) {
+      throw Error(e.code(), e.message(), {.file = path_, .band = c->band});
+    }
+    return;
+  }
+  Fast& f = *fast_;
+  f.stats.merge(c->stats);
+  f.append(f.levels[0], c->tiles, path_);
+  if (f.levels.size() > 1) {
+    f.put(1, c->half.data(), c->win.x / 2, c->win.y / 2, (c->win.w + 1) / 2, (c->win.h + 1) / 2);
+    // A finished row of windows completes the level-1 rows above it.
+    if (c->win.x_end() == grid_.width()) f.complete(1, (c->win.y_end() + 1) / 2, options_, path_);
+  }
+}
+
+namespace {
+
+// The GeoTIFF and GDAL tags GDAL would write for this grid and these options, from a one-pixel
+// file in memory: georeferencing, nodata, metadata, colour map, sample format.
+std::vector<Entry> template_tags(const Grid& grid, const CogOptions& o,
+                                 const std::string& stats_min, const std::string& stats_max,
+                                 const std::string& stats_mean, const std::string& stats_sd,
+                                 const std::string& valid_percent) {
+  static std::atomic<int> counter{0};
+  const std::string mem = "/vsimem/fw_cog_template_" + std::to_string(counter++) + ".tif";
+  {
+    DatasetPtr t(driver("GTiff").Create(mem.c_str(), 1, 1, 1, o.type, nullptr));
+    if (!t) throw_internal("cannot create the template GeoTIFF: " + last_gdal_error());
+    t->SetGeoTransform(const_cast<double*>(grid.transform().c.data()));
+    if (!grid.crs().empty()) t->SetSpatialRef(grid.crs().ogr());
+    for (const auto& [k, v] : o.metadata) t->SetMetadataItem(k.c_str(), v.c_str());
+    GDALRasterBand* b = t->GetRasterBand(1);
+    b->SetNoDataValue(o.nodata);
+    if (!o.descriptions.empty()) b->SetDescription(o.descriptions[0].c_str());
+    if (o.scale != 1.0) b->SetScale(o.scale);
+    if (o.offset != 0.0) b->SetOffset(o.offset);
+    if (!stats_min.empty()) {
+      b->SetMetadataItem("STATISTICS_MINIMUM", stats_min.c_str());
+      b->SetMetadataItem("STATISTICS_MAXIMUM", stats_max.c_str());
+      b->SetMetadataItem("STATISTICS_MEAN", stats_mean.c_str());
+      b->SetMetadataItem("STATISTICS_STDDEV", stats_sd.c_str());
+      b->SetMetadataItem("STATISTICS_VALID_PERCENT", valid_percent.c_str());
+    }
+    if (!o.colors.empty()) {
+      GDALColorTable ct;
+      for (std::size_t i = 0; i < o.colors.size(); ++i) {
+        const auto& c = o.colors[i];
+        GDALColorEntry e{c[0], c[1], c[2], c[3]};
+        ct.SetColorEntry(static_cast<int>(i), &e);
+      }
+      b->SetColorTable(&ct);
+    }
+    close_dataset(t, mem);
+  }
+  vsi_l_offset len = 0;
+  GByte* bytes = VSIGetMemFileBuffer(mem.c_str(), &len, FALSE);
+  std::vector<unsigned char> file(bytes, bytes + len);
+  VSIUnlink(mem.c_str());
+  VSIUnlink((mem + ".aux.xml").c_str());
+  return read_ifd(file);
+}
+
+// Serialises IFDs for the levels; `data_base` is where tile data starts.
+std::vector<unsigned char> build_ifds(const std::vector<std::vector<Entry>>& ifds, bool big,
+                                      uint64_t start) {
+  const int slot = big ? 8 : 4;
+  std::vector<unsigned char> out;
+  auto put = [&out](uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
+  };
+  for (std::size_t k = 0; k < ifds.size(); ++k) {
+    const auto& entries = ifds[k];
+    const uint64_t ifd_at = start + out.size();
+    const uint64_t table = (big ? 8 : 2) + entries.size() * (big ? 20 : 12) + slot;
+    uint64_t extra_at = ifd_at + table;
+    std::vector<unsigned char> extra;
+    put(entries.size(), big ? 8 : 2);
+    for (const Entry& e : entries) {
+      put(e.tag, 2);
+      put(e.type, 2);
+      put(e.count, big ? 8 : 4);
+      if (e.value.size() <= static_cast<std::size_t>(slot)) {
+        std::vector<unsigned char> v = e.value;
+        v.resize(static_cast<std::size_t>(slot), 0);
+        out.insert(out.end(), v.begin(), v.end());
+      } else {
+        put(extra_at + extra.size(), slot);
+        extra.insert(extra.end(), e.value.begin(), e.value.end());
+        if (extra.size() % 2) extra.push_back(0);
+      }
+    }
+    const uint64_t next = k + 1 < ifds.size() ? extra_at + extra.size() : 0;
+    put(next, slot);
+    out.insert(out.end(), extra.begin(), extra.end());
+  }
+  return out;
+}
+
+}  // namespace
+
+void CogWriter::commit() {
+  const int threads = options_.threads > 0 ? options_.threads : default_threads();
+  if (fast_) {
+    Fast& f = *fast_;
+    for (auto& l : f.levels) {
+      if (std::fflush(l.fp) != 0) throw_output("cannot write temporary tile data", {.file = path_});
+    }
+    for (std::size_t li = 1; li < f.levels.size(); ++li) {
+      if (f.levels[li].base < f.levels[li].h) {
+        throw_internal("overview level " + std::to_string(li) + " incomplete", {.file = path_});
+      }
+    }
+    // Statistics as GDAL writes them.
+    std::string smin, smax, smean, ssd, svalid;
+    if (f.stats.count > 0) {
+      char buf[64];
+      const double mean = f.stats.sum / f.stats.count;
+      const double var = std::max(0.0, f.stats.sumsq / f.stats.count - mean * mean);
+      auto fmt = [&buf](double v) {
+        std::snprintf(buf, sizeof buf, "%.14g", v);
+        return std::string(buf);
+      };
+      smin = fmt(f.stats.min), smax = fmt(f.stats.max), smean = fmt(mean),
+      ssd = fmt(std::sqrt(var));
+      svalid = fmt(100.0 * f.stats.count / (static_cast<double>(grid_.width()) * grid_.height()));
+    }
+    const std::vector<Entry> borrowed =
+        template_tags(grid_, options_, smin, smax, smean, ssd, svalid);
+    uint64_t data_bytes = 0;
+    for (auto& l : f.levels) data_bytes += l.written;
+    const bool big = data_bytes > (3ull << 30);
+    const uint16_t compression = options_.compress == "NONE" ? 1 : 8;
+    const uint16_t predictor = options_.type == GDT_Float32 ? 3 : 2;
+    // IFD entries per level (offsets filled in below once the layout is known).
+    auto level_entries = [&](std::size_t li, const std::vector<uint64_t>& offs) {
+      const auto& l = f.levels[li];
+      std::vector<Entry> e;
+      e.push_back(entry<uint32_t>(254, 4, {li == 0 ? 0u : 1u}));
+      e.push_back(entry<uint32_t>(256, 4, {static_cast<uint32_t>(l.w)}));
+      e.push_back(entry<uint32_t>(257, 4, {static_cast<uint32_t>(l.h)}));
+      e.push_back(entry<uint16_t>(259, 3, {compression}));
+      e.push_back(entry<uint16_t>(277, 3, {1}));
+      e.push_back(entry<uint16_t>(284, 3, {1}));
+      if (compression != 1) e.push_back(entry<uint16_t>(317, 3, {predictor}));
+      e.push_back(entry<uint16_t>(322, 3, {static_cast<uint16_t>(kT)}));
+      e.push_back(entry<uint16_t>(323, 3, {static_cast<uint16_t>(kT)}));
+      if (big) {
+        e.push_back(entry<uint64_t>(324, 16, offs));
+        e.push_back(entry<uint64_t>(325, 16, l.sizes));
+      } else {
+        std::vector<uint32_t> o32(offs.begin(), offs.end()), s32(l.sizes.begin(), l.sizes.end());
+        e.push_back(entry<uint32_t>(324, 4, o32));
+        e.push_back(entry<uint32_t>(325, 4, s32));
+      }
+      static const uint16_t mine[] = {254, 256, 257, 259, 273, 277, 278,
+                                      279, 284, 317, 322, 323, 324, 325};
+      for (const Entry& b : borrowed) {
+        if (std::find(std::begin(mine), std::end(mine), b.tag) != std::end(mine)) continue;
+        const bool structural = b.tag == 258 || b.tag == 262 || b.tag == 320 || b.tag == 339;
+        if (li == 0 || structural) e.push_back(b);
+      }
+      std::sort(e.begin(), e.end(), [](const Entry& a, const Entry& b) { return a.tag < b.tag; });
+      return e;
+    };
+    // Data order: smallest overview first, full resolution last. The full-resolution tiles are
+    // most of the file: rather than copying them, room for the header, IFDs and overviews is
+    // inserted in front of them (FALLOC_FL_INSERT_RANGE, whole filesystem blocks), the gap
+    // (under one block) left between the IFDs and the overview data. Elsewhere: a plain copy.
+    const uint64_t header = big ? 16 : 8;
+    std::vector<std::vector<uint64_t>> zeros(f.levels.size());
+    std::vector<std::vector<Entry>> ifds;
+    for (std::size_t li = 0; li < f.levels.size(); ++li) {
+      zeros[li].assign(f.levels[li].offsets.size(), 0);
+      ifds.push_back(level_entries(li, zeros[li]));
+    }
+    const uint64_t head_bytes = header + build_ifds(ifds, big, header).size();
+    uint64_t ovr_bytes = 0;
+    for (std::size_t li = 1; li < f.levels.size(); ++li) ovr_bytes += f.levels[li].written;
+    Fast::Level& main = f.levels[0];
+    std::fclose(main.fp);
+    main.fp = nullptr;
+    const uint64_t blk = 4096, room = (head_bytes + ovr_bytes + blk - 1) / blk * blk;
+    bool in_place = false;
+    if (main.written > 0) {
+      const int fd = ::open(main.file.c_str(), O_RDWR);
+      if (fd >= 0) {
+        in_place = ::fallocate(fd, FALLOC_FL_INSERT_RANGE, 0, static_cast<off_t>(room)) == 0;
+        ::close(fd);
+      }
+    }
+    const uint64_t data_at = in_place ? room - ovr_bytes : head_bytes;
+    std::vector<uint64_t> level_start(f.levels.size());
+    uint64_t at = data_at;
+    for (std::size_t li = f.levels.size(); li-- > 0;) {
+      level_start[li] = at;
+      at += f.levels[li].written;
+    }
+    ifds.clear();
+    for (std::size_t li = 0; li < f.levels.size(); ++li) {
+      std::vector<uint64_t> offs(f.levels[li].offsets.size());
+      for (std::size_t k = 0; k < offs.size(); ++k)
+        offs[k] = level_start[li] + f.levels[li].offsets[k];
+      ifds.push_back(level_entries(li, offs));
+    }
+    const unsigned char classic[8] = {'I', 'I', 42, 0, 8, 0, 0, 0};
+    const unsigned char bigtiff[16] = {'I', 'I', 43, 0, 8, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0};
+    std::vector<unsigned char> head(big ? bigtiff : classic, (big ? bigtiff : classic) + header);
+    const std::vector<unsigned char> ifd_block = build_ifds(ifds, big, header);
+    head.insert(head.end(), ifd_block.begin(), ifd_block.end());
+    head.resize(static_cast<std::size_t>(data_at), 0);
+    std::FILE* out =
+        std::fopen(in_place ? main.file.c_str() : final_.temp().c_str(), in_place ? "r+b" : "wb");
+    if (!out) throw_output("cannot create the output file", {.file = path_});
+    bool ok = std::fwrite(head.data(), 1, head.size(), out) == head.size();
+    std::vector<unsigned char> buf(8 << 20);
+    for (std::size_t li = f.levels.size(); li-- > (in_place ? 1 : 0) && ok;) {
+      Fast::Level& l = f.levels[li];
+      if (l.fp) std::fclose(l.fp);
+      l.fp = std::fopen(l.file.c_str(), "rb");
+      if (!l.fp) {
+        ok = false;
+        break;
+      }
+      std::size_t got;
+      while ((got = std::fread(buf.data(), 1, buf.size(), l.fp)) > 0) {
+        ok &= std::fwrite(buf.data(), 1, got, out) == got;
+      }
+    }
+    ok &= std::fclose(out) == 0;
+    if (!ok) throw_output("cannot write the output file (disk full?)", {.file = path_});
+    if (in_place) {
+      if (std::rename(main.file.c_str(), final_.temp().c_str()) != 0) {
+        throw_output("cannot move the finished file into place", {.file = path_});
+      }
+      main.file.clear();
+    }
+    fast_.reset();  // removes the level files
+    final_.commit();
+    return;
+  }
+  // GDAL path: overviews and statistics on the uncompressed temporary, then the COG driver.
+  std::vector<int> levels;
+  for (int fct = 2; std::max(ds_->GetRasterXSize(), ds_->GetRasterYSize()) / fct >= 256; fct *= 2) {
+    levels.push_back(fct);
+  }
+  CPLErrorReset();
+  if (!levels.empty() &&
+      ds_->BuildOverviews(options_.overview_resampling.c_str(), static_cast<int>(levels.size()),
+                          levels.data(), 0, nullptr, nullptr, nullptr) != CE_None) {
+    throw_output("cannot build overviews: " + last_gdal_error(), {.file = path_});
+  }
+  for (int b = 1; b <= ds_->GetRasterCount(); ++b) {
     GDALRasterBand* band = ds_->GetRasterBand(b);
-    band->SetNoDataValue(options_.nodata);
     if (static_cast<std::size_t>(b) <= options_.descriptions.size()) {
       band->SetDescription(options_.descriptions[static_cast<std::size_t>(b - 1)].c_str());
     }
+    band->SetNoDataValue(options_.nodata);
     if (options_.scale != 1.0) band->SetScale(options_.scale);
     if (options_.offset != 0.0) band->SetOffset(options_.offset);
     if (!options_.colors.empty()) {
@@ -43,64 +662,30 @@ CogWriter::CogWriter(std::string path, const Grid& grid, int bands, CogOptions o
       for (const auto& n : options_.category_names) names.AddString(n.c_str());
       band->SetCategoryNames(names.List());
     }
-  }
-  for (const auto& [k, v] : options_.metadata) ds_->SetMetadataItem(k.c_str(), v.c_str());
-}
-
-CogWriter::~CogWriter() { ds_.reset(); }
-
-void CogWriter::write(int band, const Window& win, const void* data) {
-  try {
-    write_window(*ds_, band, win, options_.type, data);
-  } catch (const Error& e) {
-    throw Error(e.code(), e.message(), {.file = path_, .band = band});
-  }
-}
-
-void CogWriter::commit() {
-  const int threads = options_.threads > 0 ? options_.threads : default_threads();
-  const auto t0 = std::chrono::steady_clock::now();
-  auto since = [&t0] {
-    return std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  };
-  // Overviews on the uncompressed temporary, halving until the smaller side fits one tile.
-  std::vector<int> levels;
-  for (int f = 2; std::max(ds_->GetRasterXSize(), ds_->GetRasterYSize()) / f >= 256; f *= 2) {
-    levels.push_back(f);
-  }
-  CPLErrorReset();
-  if (!levels.empty() &&
-      ds_->BuildOverviews(options_.overview_resampling.c_str(), static_cast<int>(levels.size()),
-                          levels.data(), 0, nullptr, nullptr, nullptr) != CE_None) {
-    throw_output("cannot build overviews: " + last_gdal_error(), {.file = path_});
-  }
-  log::debug("overviews built", {{"file", path_}, {"s", since()}});
-  for (int b = 1; b <= ds_->GetRasterCount(); ++b) {
     double mn, mx, mean, sd;
     CPLErrorReset();
-    // Exact statistics over valid pixels (an all-nodata band has none: skip, not an error).
-    if (ds_->GetRasterBand(b)->ComputeStatistics(false, &mn, &mx, &mean, &sd, nullptr, nullptr) ==
-        CE_None) {
-      ds_->GetRasterBand(b)->SetStatistics(mn, mx, mean, sd);
+    if (band->ComputeStatistics(false, &mn, &mx, &mean, &sd, nullptr, nullptr) == CE_None) {
+      band->SetStatistics(mn, mx, mean, sd);
     }
   }
+  for (const auto& [k, v] : options_.metadata) ds_->SetMetadataItem(k.c_str(), v.c_str());
   ds_->FlushCache(true);
-  log::debug("statistics computed", {{"file", path_}, {"s", since()}});
   GdalOptions co;
   co.set("COMPRESS", options_.compress).set("NUM_THREADS", std::to_string(threads));
-  co.set("BIGTIFF", "IF_SAFER").set("OVERVIEWS", "FORCE_USE_EXISTING").set("BLOCKSIZE", "512");
+  co.set("BIGTIFF", "IF_SAFER")
+      .set("OVERVIEWS", "FORCE_USE_EXISTING")
+      .set("BLOCKSIZE", std::to_string(kT));
   if (options_.compress != "NONE") {
     co.set("PREDICTOR", "YES");
-    if (options_.compress == "DEFLATE" || options_.compress == "ZSTD") {
+    if (options_.compress == "DEFLATE" || options_.compress == "ZSTD")
       co.set("LEVEL", std::to_string(options_.level));
-    }
   }
   CPLErrorReset();
   DatasetPtr out(driver("COG").CreateCopy(final_.temp().c_str(), ds_.get(), false, co.get(),
                                           nullptr, nullptr));
-  if (!out) throw_output("cannot write the Cloud-Optimized GeoTIFF: " + last_gdal_error(), {.file = path_});
+  if (!out)
+    throw_output("cannot write the Cloud-Optimized GeoTIFF: " + last_gdal_error(), {.file = path_});
   close_dataset(out, path_);
-  log::debug("COG encoded", {{"file", path_}, {"s", since()}});
   ds_.reset();
   raw_.discard();
   final_.commit();

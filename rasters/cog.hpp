@@ -1,8 +1,15 @@
-// Cloud-Optimized GeoTIFF output, written atomically: windows go into an uncompressed tiled
-// temporary beside the target; commit() builds overviews and statistics, encodes the COG with
-// GDAL's COG driver (tiles compressed on all threads) and renames it into place.
+// Cloud-Optimized GeoTIFF output, written atomically.
+//
+// Fast path (single band, DEFLATE or no compression): tiles are encoded (predictor + DEFLATE, via
+// GDAL's libdeflate-backed CPLZLibDeflate) in the scheduler's parallel stage, the overview pyramid
+// is built on the fly from 2x2-reduced blocks, statistics are accumulated per window and merged
+// in window order; commit() writes the IFDs first, then the overviews (smallest first), then the
+// full-resolution tiles, as the COG layout requires. Georeferencing and GDAL metadata tags are
+// taken from a one-pixel GeoTIFF that GDAL writes, so any CRS is encoded exactly as GDAL does.
+// Other codecs (ZSTD, LZW) and multiband outputs go through GDAL's COG driver.
 #pragma once
 
+#include <array>
 #include <map>
 #include <memory>
 #include <string>
@@ -15,37 +22,49 @@
 namespace fw::rasters {
 
 struct CogOptions {
-  GDALDataType type = GDT_Float32;
+  GDALDataType type = GDT_Float32;  // Float32, Int16, UInt16 or Byte
   double nodata = -9999.0;
-  std::string compress = "DEFLATE";      // DEFLATE, ZSTD, LZW, NONE
-  int level = 1;                         // codec level (DEFLATE 1..9, ZSTD 1..22)
-  std::string overview_resampling = "AVERAGE";  // NEAREST for classes
-  std::vector<std::string> descriptions;  // per band
-  double scale = 1.0, offset = 0.0;       // GDAL band scale/offset (Int16 x 10000: 1e-4)
-  std::map<std::string, std::string> metadata;
-  std::vector<std::array<short, 4>> colors;   // colour table (class rasters), index = value
-  std::vector<std::string> category_names;    // raster attribute names, index = value
-  int threads = 0;                            // 0 = default_threads()
+  std::string compress = "DEFLATE";             // DEFLATE, ZSTD, LZW, NONE
+  int level = 1;                                // codec level (DEFLATE 1..12, ZSTD 1..22)
+  std::string overview_resampling = "AVERAGE";  // AVERAGE or NEAREST (classes)
+  std::vector<std::string> descriptions;        // per band
+  double scale = 1.0, offset = 0.0;             // GDAL band scale/offset (Int16 x 10000: 1e-4)
+  std::map<std::string, std::string> metadata;  // dataset metadata
+  std::vector<std::array<short, 4>> colors;     // colour table (class rasters), index = value
+  std::vector<std::string> category_names;      // category names, index = value
+  int threads = 0;                              // 0 = default_threads()
 };
 
 class CogWriter {
  public:
+  // Tile size of the output, and the alignment that windows passed to encode() must have.
+  static constexpr int kTile = 512;
+
   CogWriter(std::string path, const Grid& grid, int bands, CogOptions options);
   ~CogWriter();
   CogWriter(const CogWriter&) = delete;
   CogWriter& operator=(const CogWriter&) = delete;
 
-  // Writes a window of band `band` (1-based); `data` holds win.pixels() values of options.type.
-  void write(int band, const Window& win, const void* data);
+  // A window's encoded data. encode() is thread-safe (call it from the parallel stage); add()
+  // must be called serially, in window order. Windows start on multiples of kTile.
+  struct Chunk;
+  std::shared_ptr<Chunk> encode(int band, const Window& win, const void* data) const;
+  void add(const std::shared_ptr<Chunk>& chunk);
+  void write(int band, const Window& win, const void* data) { add(encode(band, win, data)); }
+
   // Finishes the file and moves it into place; throws fw::Error (output) on failure.
   void commit();
   const std::string& path() const { return path_; }
+  bool fast_path() const { return fast_ != nullptr; }
 
  private:
+  struct Fast;
   std::string path_;
+  Grid grid_;
   CogOptions options_;
   AtomicPath final_, raw_;
-  DatasetPtr ds_;
+  DatasetPtr ds_;               // GDAL path: the uncompressed temporary
+  std::unique_ptr<Fast> fast_;  // fast path state
 };
 
 }  // namespace fw::rasters

@@ -17,7 +17,7 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 bool is_s2_name(const std::string& n) {
-  static const char* names[] = {"B1", "B2", "B3", "B4", "B5", "B6", "B7",
+  static const char* names[] = {"B1", "B2",  "B3", "B4",  "B5",  "B6", "B7",
                                 "B8", "B8A", "B9", "B10", "B11", "B12"};
   return std::find(std::begin(names), std::end(names), n) != std::end(names);
 }
@@ -28,7 +28,8 @@ std::string detect_sensor(const std::vector<BandInfo>& bands, GDALDataset& first
     if (b.name.rfind("SR_", 0) == 0) return "landsat89";
     s2 |= is_s2_name(b.name);
   }
-  for (const char* key : {"SENSOR", "SPACECRAFT_NAME", "PRODUCT_TYPE", "DATATAKE_1_SPACECRAFT_NAME"}) {
+  for (const char* key :
+       {"SENSOR", "SPACECRAFT_NAME", "PRODUCT_TYPE", "DATATAKE_1_SPACECRAFT_NAME"}) {
     const char* v = first.GetMetadataItem(key);
     if (v && (std::strstr(v, "Sentinel-2") || std::strstr(v, "S2MSI"))) s2 = true;
   }
@@ -48,7 +49,8 @@ std::optional<double> s2_boa_offset(GDALDataset& ds, int band) {
 }
 
 bool is_integer(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
 }  // namespace
@@ -63,10 +65,14 @@ MaskType parse_mask_type(const std::string& n) {
 
 const char* mask_type_name(MaskType t) {
   switch (t) {
-    case MaskType::kScl: return "scl";
-    case MaskType::kQaPixel: return "qa_pixel";
-    case MaskType::kBinary: return "binary";
-    case MaskType::kNone: return "none";
+    case MaskType::kScl:
+      return "scl";
+    case MaskType::kQaPixel:
+      return "qa_pixel";
+    case MaskType::kBinary:
+      return "binary";
+    case MaskType::kNone:
+      return "none";
   }
   return "none";
 }
@@ -136,8 +142,7 @@ Imagery Imagery::open(const ImageryOptions& options) {
     } else if (const std::string name = normalize_band_name(key); !name.empty()) {
       im.bands_[static_cast<std::size_t>(idx)].name = name;
     } else {
-      throw_usage("band map entry '" + entry +
-                  "': unknown role or band name '" + key +
+      throw_usage("band map entry '" + entry + "': unknown role or band name '" + key +
                   "' (roles: blue, green, red, nir, swir1, swir2, thermal)");
     }
   }
@@ -175,7 +180,8 @@ Imagery Imagery::open(const ImageryOptions& options) {
       b.scale = preset.scale;
       b.offset = preset.offset;
       if (preset.id == "sentinel2") {
-        const double boa = options.boa_offset ? *options.boa_offset : s2_boa_offset(ds, b.band).value_or(0.0);
+        const double boa =
+            options.boa_offset ? *options.boa_offset : s2_boa_offset(ds, b.band).value_or(0.0);
         b.offset = boa * preset.scale;
       }
     }
@@ -212,9 +218,9 @@ const BandInfo& Imagery::band(Role r, const std::string& needed_by) const {
   if (i < 0) {
     throw_input((needed_by.empty() ? std::string("the ") + role_name(r) + " band is needed"
                                    : needed_by + " needs the " + role_name(r) + " band") +
-                    ", which " + options_.label + " (" + files_text() +
-                    ", sensor " + sensor_->id + ") does not have; its bands: " + describe_bands() +
-                    ". Name it with --bands " + role_name(r) + "=N");
+                ", which " + options_.label + " (" + files_text() + ", sensor " + sensor_->id +
+                ") does not have; its bands: " + describe_bands() + ". Name it with --bands " +
+                role_name(r) + "=N");
   }
   return bands_[static_cast<std::size_t>(i)];
 }
@@ -224,8 +230,10 @@ std::string Imagery::describe_bands() const {
   for (std::size_t i = 0; i < bands_.size(); ++i) {
     const BandInfo& b = bands_[i];
     out += (i ? ", " : "") + std::string("band ") + std::to_string(b.stack_index);
-    if (!b.name.empty()) out += " '" + b.name + "'";
-    else if (!b.description.empty()) out += " \"" + b.description + "\"";
+    if (!b.name.empty())
+      out += " '" + b.name + "'";
+    else if (!b.description.empty())
+      out += " \"" + b.description + "\"";
     for (int r = 0; r < kRoleCount; ++r) {
       if (role_band_[static_cast<std::size_t>(r)] == static_cast<int>(i)) {
         out += std::string(" (") + role_name(static_cast<Role>(r)) + ")";
@@ -274,7 +282,8 @@ std::string warped_vrt_xml(const BandInfo& band, const Grid& analysis, Resamplin
   double sgt[6], dgt[6];
   std::copy(band.grid.transform().c.begin(), band.grid.transform().c.end(), sgt);
   std::copy(analysis.transform().c.begin(), analysis.transform().c.end(), dgt);
-  wo->pTransformerArg = GDALCreateGenImgProjTransformer3(src_wkt.c_str(), sgt, dst_wkt.c_str(), dgt);
+  wo->pTransformerArg =
+      GDALCreateGenImgProjTransformer3(src_wkt.c_str(), sgt, dst_wkt.c_str(), dgt);
   if (!wo->pTransformerArg) {
     GDALDestroyWarpOptions(wo);
     throw_input("cannot transform to the analysis grid: " + last_gdal_error(), {.file = band.file});
@@ -283,9 +292,11 @@ std::string warped_vrt_xml(const BandInfo& band, const Grid& analysis, Resamplin
   GDALDatasetH vrt = GDALCreateWarpedVRT(wo->hSrcDS, static_cast<int>(analysis.width()),
                                          static_cast<int>(analysis.height()), dgt, wo);
   GDALDestroyWarpOptions(wo);
-  if (!vrt) throw_input("cannot warp to the analysis grid: " + last_gdal_error(), {.file = band.file});
+  if (!vrt)
+    throw_input("cannot warp to the analysis grid: " + last_gdal_error(), {.file = band.file});
   GDALSetProjection(vrt, dst_wkt.c_str());
-  if (band.nodata || rs != Resampling::kNearest) GDALSetRasterNoDataValue(GDALGetRasterBand(vrt, 1), nodata);
+  if (band.nodata || rs != Resampling::kNearest)
+    GDALSetRasterNoDataValue(GDALGetRasterBand(vrt, 1), nodata);
   char** md = GDALGetMetadata(vrt, "xml:VRT");
   std::string xml = md && md[0] ? md[0] : "";
   GDALClose(vrt);
@@ -303,6 +314,27 @@ BandReader::BandReader(const BandInfo& band, const Grid& analysis, Resampling rs
   } else if (analysis.compatible_with(band.grid)) {
     mode_ = Mode::kOffset;
     analysis.offset_of(band.grid, dcol_, drow_);
+  } else if (rs == Resampling::kNearest && analysis.crs().same_as(band.grid.crs()) &&
+             band.grid.transform().north_up() && analysis.transform().north_up()) {
+    // A coarser grid whose pixels are an exact multiple of ours, on the same lattice (a 20 m
+    // SCL under 10 m bands): nearest neighbour is a replication, no warper needed.
+    const double f = band.grid.dx() / analysis.dx();
+    const double fy = band.grid.dy() / analysis.dy();
+    double col, row;
+    analysis.transform().world_to_pixel(band.grid.transform().c[0], band.grid.transform().c[3], col,
+                                        row);
+    const bool integer = std::abs(f - std::round(f)) < 1e-9 && std::abs(fy - f) < 1e-9 && f >= 2 &&
+                         std::abs(col - std::round(col)) < 1e-6 &&
+                         std::abs(row - std::round(row)) < 1e-6;
+    if (integer) {
+      mode_ = Mode::kReplicate;
+      factor_ = static_cast<int>(std::lround(f));
+      dcol_ = std::llround(col), drow_ = std::llround(row);
+    } else {
+      mode_ = Mode::kWarp;
+      source = warped_vrt_xml(band, analysis, rs);
+      src_band_ = 1;
+    }
   } else {
     mode_ = Mode::kWarp;
     source = warped_vrt_xml(band, analysis, rs);
@@ -313,6 +345,40 @@ BandReader::BandReader(const BandInfo& band, const Grid& analysis, Resampling rs
 
 void BandReader::read_raw(const Window& win, GDALDataType type, void* out, double fill) {
   try {
+    if (mode_ == Mode::kReplicate) {
+      // Source pixels covering the window, read once, then replicated factor x factor.
+      auto fdiv = [](int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
+      const int64_t f = factor_;
+      const int64_t sx0 = fdiv(win.x - dcol_, f), sy0 = fdiv(win.y - drow_, f);
+      const int64_t sx1 = fdiv(win.x_end() - 1 - dcol_, f), sy1 = fdiv(win.y_end() - 1 - drow_, f);
+      const Window src{sx0, sy0, sx1 - sx0 + 1, sy1 - sy0 + 1};
+      const int ts = GDALGetDataTypeSizeBytes(type);
+      std::vector<unsigned char> coarse(static_cast<std::size_t>(src.pixels() * ts));
+      read_window(pool_->local(), src_band_, src, type, coarse.data(), fill);
+      auto* dst = static_cast<unsigned char*>(out);
+      const std::size_t row_bytes = static_cast<std::size_t>(win.w * ts);
+      int64_t prev_sr = -1;
+      for (int64_t r = 0; r < win.h; ++r) {
+        const int64_t sr = fdiv(win.y + r - drow_, f) - sy0;
+        unsigned char* drow = dst + r * win.w * ts;
+        if (sr == prev_sr) {
+          std::memcpy(drow, drow - row_bytes, row_bytes);  // same source row as the one above
+          continue;
+        }
+        prev_sr = sr;
+        const unsigned char* srow = coarse.data() + sr * src.w * ts;
+        int64_t c = 0;
+        while (c < win.w) {
+          const int64_t sc = fdiv(win.x + c - dcol_, f);
+          const int64_t run = std::min(win.w - c, (sc + 1) * f + dcol_ - (win.x + c));
+          const unsigned char* v = srow + (sc - sx0) * ts;
+          for (int64_t k = 0; k < run; ++k)
+            std::memcpy(drow + (c + k) * ts, v, static_cast<std::size_t>(ts));
+          c += run;
+        }
+      }
+      return;
+    }
     Window src = win;
     if (mode_ == Mode::kOffset) src.x -= dcol_, src.y -= drow_;
     read_window(pool_->local(), src_band_, src, type, out, fill);
@@ -343,15 +409,18 @@ MaskReader::MaskReader(const MaskOptions& options, const Grid& analysis)
   }
   DatasetPtr ds = open_raster(options_.file);
   if (options_.band < 1 || options_.band > ds->GetRasterCount()) {
-    throw_input("mask band " + std::to_string(options_.band) + " does not exist", {.file = options_.file});
+    throw_input("mask band " + std::to_string(options_.band) + " does not exist",
+                {.file = options_.file});
   }
   BandInfo b;
   b.file = options_.file;
   b.band = options_.band;
   b.grid = Grid::of(*ds, options_.file);
   b.type = ds->GetRasterBand(options_.band)->GetRasterDataType();
-  if (b.grid.crs().empty()) throw_input("the mask raster has no coordinate reference system", {.file = b.file});
-  if (!b.grid.extent().intersects(transform_extent(analysis.extent(), analysis.crs(), b.grid.crs()))) {
+  if (b.grid.crs().empty())
+    throw_input("the mask raster has no coordinate reference system", {.file = b.file});
+  if (!b.grid.extent().intersects(
+          transform_extent(analysis.extent(), analysis.crs(), b.grid.crs()))) {
     throw_input("the mask does not overlap the imagery", {.file = b.file});
   }
   reader_ = std::make_unique<BandReader>(b, analysis, Resampling::kNearest);
@@ -389,14 +458,16 @@ void MaskReader::apply(const Window& win, uint8_t* valid) {
     for (int64_t r = 0; r < H; ++r) {
       for (int64_t c = 0; c < W; ++c) {
         uint8_t m = 0;
-        for (int64_t k = std::max<int64_t>(0, c - n); k <= std::min(W - 1, c + n) && !m; ++k) m = cloud[static_cast<std::size_t>(r * W + k)];
+        for (int64_t k = std::max<int64_t>(0, c - n); k <= std::min(W - 1, c + n) && !m; ++k)
+          m = cloud[static_cast<std::size_t>(r * W + k)];
         tmp[static_cast<std::size_t>(r * W + c)] = m;
       }
     }
     for (int64_t r = 0; r < H; ++r) {
       for (int64_t c = 0; c < W; ++c) {
         uint8_t m = 0;
-        for (int64_t k = std::max<int64_t>(0, r - n); k <= std::min(H - 1, r + n) && !m; ++k) m = tmp[static_cast<std::size_t>(k * W + c)];
+        for (int64_t k = std::max<int64_t>(0, r - n); k <= std::min(H - 1, r + n) && !m; ++k)
+          m = tmp[static_cast<std::size_t>(k * W + c)];
         if (m) bad[static_cast<std::size_t>(r * W + c)] = 1;
       }
     }
@@ -436,8 +507,8 @@ Grid analysis_grid(const std::vector<const Imagery*>& dates, const GridSpec& spe
   for (const Imagery* d : dates) {
     const Extent e = transform_extent(d->grid().extent(), d->grid().crs(), g.crs());
     if (!e.intersects(g.extent())) {
-      throw_input(d->options().label + " (" + d->files_text() + ") does not overlap the analysis grid (" +
-                  g.describe() + ")");
+      throw_input(d->options().label + " (" + d->files_text() +
+                  ") does not overlap the analysis grid (" + g.describe() + ")");
     }
   }
   return g;

@@ -19,31 +19,31 @@ MaskType parse_mask_type(const std::string& name);  // scl, qa_pixel, binary, no
 const char* mask_type_name(MaskType t);
 
 struct MaskOptions {
-  std::string file;                  // "" = no mask raster
+  std::string file;  // "" = no mask raster
   MaskType type = MaskType::kNone;
   int band = 1;
-  bool snow_invalid = false;         // SCL 11 / QA_PIXEL snow bit also invalid
-  int buffer = 0;                    // pixels of the analysis grid around clouds and shadows
+  bool snow_invalid = false;  // SCL 11 / QA_PIXEL snow bit also invalid
+  int buffer = 0;             // pixels of the analysis grid around clouds and shadows
 };
 
 struct ImageryOptions {
-  std::vector<std::string> files;    // one multiband file, several single-band files, or a VRT
-  std::string sensor = "auto";       // sentinel2, landsat89, gf1wfv, gf6wfv, gf2pms, generic, auto
-  std::string band_map;              // "red=3,nir=8" (roles or band names = 1-based index or name)
-  std::optional<double> scale;       // reflectance = DN * scale + offset (overrides everything)
+  std::vector<std::string> files;  // one multiband file, several single-band files, or a VRT
+  std::string sensor = "auto";     // sentinel2, landsat89, gf1wfv, gf6wfv, gf2pms, generic, auto
+  std::string band_map;            // "red=3,nir=8" (roles or band names = 1-based index or name)
+  std::optional<double> scale;     // reflectance = DN * scale + offset (overrides everything)
   std::optional<double> offset;
   std::optional<double> boa_offset;  // Sentinel-2 DN offset (-1000 from processing baseline 04.00)
   std::optional<double> nodata;      // DN meaning no data (overrides the file and the sensor)
   MaskOptions mask;
-  std::string label = "input";       // for messages: "date 1", "before"...
+  std::string label = "input";  // for messages: "date 1", "before"...
 };
 
 struct BandInfo {
   std::string name;         // canonical band name ("B4", "SR_B4"), or ""
   std::string description;  // the file's band description
   std::string file;
-  int band = 1;             // in the file
-  int stack_index = 1;      // across all input files, 1-based
+  int band = 1;         // in the file
+  int stack_index = 1;  // across all input files, 1-based
   Grid grid;
   GDALDataType type = GDT_Unknown;
   double scale = 1.0, offset = 0.0;
@@ -89,10 +89,11 @@ class BandReader {
   bool warped() const { return mode_ == Mode::kWarp; }
 
  private:
-  enum class Mode { kDirect, kOffset, kWarp };
+  enum class Mode { kDirect, kOffset, kReplicate, kWarp };
   BandInfo band_;
   Mode mode_ = Mode::kDirect;
   int64_t dcol_ = 0, drow_ = 0;
+  int factor_ = 1;  // kReplicate: source pixel = factor x factor analysis pixels
   int src_band_ = 1;
   std::unique_ptr<DatasetPool> pool_;
 };
@@ -114,9 +115,9 @@ class MaskReader {
 
 // The analysis grid: by default the first date's grid; or a chosen CRS, resolution and extent.
 struct GridSpec {
-  std::string crs;                 // "" = the first date's CRS
-  double resolution = 0;           // 0 = the first date's
-  std::optional<Extent> extent;    // in the analysis CRS; default: the first date's extent
+  std::string crs;               // "" = the first date's CRS
+  double resolution = 0;         // 0 = the first date's
+  std::optional<Extent> extent;  // in the analysis CRS; default: the first date's extent
 };
 // Checks that every date overlaps the analysis grid; throws fw::Error (input) naming the date
 // that does not.

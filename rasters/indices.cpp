@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <numeric>
 
 #include "engine/error.hpp"
 #include "engine/log.hpp"
@@ -38,20 +40,30 @@ const std::vector<IndexInfo>& all_indices() {
   using R = Role;
   static const std::vector<IndexInfo> v = {
       {IndexId::kNdvi, "ndvi", "(NIR - Red) / (NIR + Red)", {R::kNir, R::kRed}},
-      {IndexId::kEvi, "evi", "2.5 (NIR - Red) / (NIR + 6 Red - 7.5 Blue + 1)", {R::kNir, R::kRed, R::kBlue}},
+      {IndexId::kEvi,
+       "evi",
+       "2.5 (NIR - Red) / (NIR + 6 Red - 7.5 Blue + 1)",
+       {R::kNir, R::kRed, R::kBlue}},
       {IndexId::kSavi, "savi", "1.5 (NIR - Red) / (NIR + Red + 0.5)", {R::kNir, R::kRed}},
-      {IndexId::kMsavi2, "msavi2", "(2 NIR + 1 - sqrt((2 NIR + 1)^2 - 8 (NIR - Red))) / 2", {R::kNir, R::kRed}},
+      {IndexId::kMsavi2,
+       "msavi2",
+       "(2 NIR + 1 - sqrt((2 NIR + 1)^2 - 8 (NIR - Red))) / 2",
+       {R::kNir, R::kRed}},
       {IndexId::kNdwi, "ndwi", "(Green - NIR) / (Green + NIR)", {R::kGreen, R::kNir}},
       {IndexId::kMndwi, "mndwi", "(Green - SWIR1) / (Green + SWIR1)", {R::kGreen, R::kSwir1}},
       {IndexId::kNdbi, "ndbi", "(SWIR1 - NIR) / (SWIR1 + NIR)", {R::kSwir1, R::kNir}},
-      {IndexId::kBsi, "bsi", "((SWIR1 + Red) - (NIR + Blue)) / ((SWIR1 + Red) + (NIR + Blue))",
+      {IndexId::kBsi,
+       "bsi",
+       "((SWIR1 + Red) - (NIR + Blue)) / ((SWIR1 + Red) + (NIR + Blue))",
        {R::kSwir1, R::kRed, R::kNir, R::kBlue}},
       {IndexId::kNbr, "nbr", "(NIR - SWIR2) / (NIR + SWIR2)", {R::kNir, R::kSwir2}},
   };
   return v;
 }
 
-const IndexInfo& index_info(IndexId id) { return all_indices()[static_cast<std::size_t>(id)]; }
+const IndexInfo& index_info(IndexId id) {
+  return all_indices()[static_cast<std::size_t>(id)];
+}
 
 IndexId parse_index(const std::string& name) {
   std::string n = name;
@@ -69,7 +81,8 @@ std::vector<IndexId> parse_index_list(const std::string& text) {
   std::size_t pos = 0;
   while (pos <= text.size()) {
     const std::size_t comma = text.find(',', pos);
-    const std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    const std::string item =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     if (!item.empty()) {
       const IndexId id = parse_index(item);
       if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
@@ -89,7 +102,9 @@ void compute_index(IndexId id, const RoleSpans& b, std::size_t n, float* out) {
   const float* S1 = b[static_cast<std::size_t>(Role::kSwir1)];
   const float* S2 = b[static_cast<std::size_t>(Role::kSwir2)];
   switch (id) {
-    case IndexId::kNdvi: apply(n, out, [&](std::size_t i) { return nd(N[i], R[i]); }); break;
+    case IndexId::kNdvi:
+      apply(n, out, [&](std::size_t i) { return nd(N[i], R[i]); });
+      break;
     case IndexId::kEvi:
       apply(n, out, [&](std::size_t i) {
         const float d = N[i] + 6.0f * R[i] - 7.5f * B[i] + 1.0f;
@@ -109,14 +124,23 @@ void compute_index(IndexId id, const RoleSpans& b, std::size_t n, float* out) {
         return disc >= 0.0f ? 0.5f * (a - std::sqrt(disc)) : kNaN;
       });
       break;
-    case IndexId::kNdwi: apply(n, out, [&](std::size_t i) { return nd(G[i], N[i]); }); break;
-    case IndexId::kMndwi: apply(n, out, [&](std::size_t i) { return nd(G[i], S1[i]); }); break;
-    case IndexId::kNdbi: apply(n, out, [&](std::size_t i) { return nd(S1[i], N[i]); }); break;
+    case IndexId::kNdwi:
+      apply(n, out, [&](std::size_t i) { return nd(G[i], N[i]); });
+      break;
+    case IndexId::kMndwi:
+      apply(n, out, [&](std::size_t i) { return nd(G[i], S1[i]); });
+      break;
+    case IndexId::kNdbi:
+      apply(n, out, [&](std::size_t i) { return nd(S1[i], N[i]); });
+      break;
     case IndexId::kBsi:
       apply(n, out, [&](std::size_t i) { return nd(S1[i] + R[i], N[i] + B[i]); });
       break;
-    case IndexId::kNbr: apply(n, out, [&](std::size_t i) { return nd(N[i], S2[i]); }); break;
-    case IndexId::kCount: break;
+    case IndexId::kNbr:
+      apply(n, out, [&](std::size_t i) { return nd(N[i], S2[i]); });
+      break;
+    case IndexId::kCount:
+      break;
   }
 }
 
@@ -136,12 +160,12 @@ IndexRunResult compute_indices(const Imagery& im, const Grid& analysis, const In
   for (int r = 0; r < kRoleCount; ++r) {
     if (!need[static_cast<std::size_t>(r)]) continue;
     roles.push_back(static_cast<Role>(r));
-    readers[static_cast<std::size_t>(r)] =
-        std::make_unique<BandReader>(im.band(static_cast<Role>(r)), analysis, Resampling::kBilinear);
+    readers[static_cast<std::size_t>(r)] = std::make_unique<BandReader>(
+        im.band(static_cast<Role>(r)), analysis, Resampling::kBilinear);
   }
   MaskReader mask(im.options().mask, analysis);
   // Windows aligned to the first band's blocks when it is read directly.
-  int bw = 512, bh = 512;
+  int bw = CogWriter::kTile, bh = CogWriter::kTile;
   const BandInfo& first = im.band(roles.front());
   if (!readers[static_cast<std::size_t>(roles.front())]->warped() && analysis.same_as(first.grid)) {
     DatasetPtr ds = open_raster(first.file);
@@ -171,19 +195,25 @@ IndexRunResult compute_indices(const Imagery& im, const Grid& analysis, const In
   if (sopt.label.empty() || sopt.label == "working") sopt.label = "indices " + im.options().label;
   BlockScheduler sched(sopt);
   struct Out {
-    std::vector<float> values;  // ni planes (or int16 packed in the same storage)
-    std::vector<int16_t> packed;
+    std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;  // one per index, encoded
     int64_t valid = 0;
   };
-  const WindowPlan plan = sched.plan(analysis.width(), analysis.height(), bw, bh, bytes_per_px);
+  // Windows aligned to both the input blocks and the output tiles.
+  auto align = [](int block, int64_t size) -> int {
+    if (block >= size) return static_cast<int>(size);
+    return std::lcm(block, CogWriter::kTile);
+  };
+  const WindowPlan plan =
+      sched.plan(analysis.width(), analysis.height(), align(bw, analysis.width()),
+                 align(bh, analysis.height()), bytes_per_px);
   sched.run<Out>(
       plan,
       [&](const Window& w, std::size_t) {
         const std::size_t n = static_cast<std::size_t>(w.pixels());
-        std::vector<float> bands(n * roles.size());
+        std::unique_ptr<float[]> bands(new float[n * roles.size()]);  // filled by the reads
         RoleSpans spans{};
         for (std::size_t k = 0; k < roles.size(); ++k) {
-          float* p = bands.data() + k * n;
+          float* p = bands.get() + k * n;
           readers[static_cast<std::size_t>(roles[k])]->read_reflectance(w, p);
           spans[static_cast<std::size_t>(roles[k])] = p;
         }
@@ -196,41 +226,38 @@ IndexRunResult compute_indices(const Imagery& im, const Grid& analysis, const In
           valid[i] = ok;
           o.valid += ok;
         }
-        o.values.resize(n * ni);
+        std::unique_ptr<float[]> values(new float[n]);
+        std::vector<int16_t> packed(job.int16 ? n : 0);
         for (std::size_t j = 0; j < ni; ++j) {
-          float* out = o.values.data() + j * n;
+          float* out = values.get();
           compute_index(job.indices[j], spans, n, out);
           for (std::size_t i = 0; i < n; ++i) {
             if (!valid[i] || std::isnan(out[i])) out[i] = kFloatNodata;
           }
-        }
-        if (job.int16) {
-          o.packed.resize(o.values.size());
-          for (std::size_t i = 0; i < o.values.size(); ++i) {
-            const float v = o.values[i];
-            o.packed[i] = v == kFloatNodata
-                              ? kInt16Nodata
-                              : static_cast<int16_t>(std::clamp(std::lround(v * 10000.0f), -32767L, 32767L));
+          if (job.int16) {
+            for (std::size_t i = 0; i < n; ++i) {
+              const float v = values[i];
+              packed[i] = v == kFloatNodata ? kInt16Nodata
+                                            : static_cast<int16_t>(std::clamp(
+                                                  std::lround(v * 10000.0f), -32767L, 32767L));
+            }
+            o.chunks.push_back(writers[j]->encode(1, w, packed.data()));
+          } else {
+            o.chunks.push_back(writers[j]->encode(1, w, values.get()));
           }
-          o.values.clear();
-          o.values.shrink_to_fit();
         }
         return o;
       },
-      [&](const Window& w, std::size_t, Out& o) {
-        const std::size_t n = static_cast<std::size_t>(w.pixels());
-        for (std::size_t j = 0; j < ni; ++j) {
-          const void* p = job.int16 ? static_cast<const void*>(o.packed.data() + j * n)
-                                    : static_cast<const void*>(o.values.data() + j * n);
-          writers[j]->write(1, w, p);
-        }
+      [&](const Window&, std::size_t, Out& o) {
+        for (std::size_t j = 0; j < ni; ++j) writers[j]->add(o.chunks[j]);
         result.valid += o.valid;
       });
   result.total = analysis.width() * analysis.height();
   if (result.valid == 0) {
-    throw Error(ExitCode::kNoData,
-                "no valid pixel: every pixel of " + im.options().label + " is masked, nodata or saturated",
-                {.file = im.files_text()});
+    throw Error(
+        ExitCode::kNoData,
+        "no valid pixel: every pixel of " + im.options().label + " is masked, nodata or saturated",
+        {.file = im.files_text()});
   }
   for (auto& w : writers) w->commit();
   return result;

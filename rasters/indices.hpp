@@ -35,10 +35,10 @@ void compute_index(IndexId id, const RoleSpans& bands, std::size_t n, float* out
 struct IndexJob {
   std::vector<IndexId> indices;
   std::string out_dir;
-  bool int16 = false;            // Int16 x 10000 instead of Float32
+  bool int16 = false;  // Int16 x 10000 instead of Float32
   std::string compress = "DEFLATE";
   int level = 1;
-  std::string prefix;            // file name prefix, e.g. "t0_"
+  std::string prefix;  // file name prefix, e.g. "t0_"
 };
 
 struct IndexRunResult {

@@ -58,8 +58,10 @@ const std::vector<SensorPreset>& presets() {
                  : std::string(id) == "gf6wfv" ? "Gaofen-6 WFV"
                                                : "Gaofen-1 WFV";
       gf.band_order = {"B1", "B2", "B3", "B4"};
-      if (std::string(id) == "gf6wfv") gf.band_order = {"B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"};
-      gf.roles = roles({{Role::kBlue, "B1"}, {Role::kGreen, "B2"}, {Role::kRed, "B3"}, {Role::kNir, "B4"}});
+      if (std::string(id) == "gf6wfv")
+        gf.band_order = {"B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"};
+      gf.roles = roles(
+          {{Role::kBlue, "B1"}, {Role::kGreen, "B2"}, {Role::kRed, "B3"}, {Role::kNir, "B4"}});
       gf.nodata = 0;
       gf.gain_from_user = true;
       v.push_back(gf);
@@ -75,7 +77,9 @@ const std::vector<SensorPreset>& presets() {
 
 }  // namespace
 
-const char* role_name(Role r) { return kRoleNames[static_cast<std::size_t>(r)]; }
+const char* role_name(Role r) {
+  return kRoleNames[static_cast<std::size_t>(r)];
+}
 
 std::optional<Role> parse_role(const std::string& name) {
   std::string n = name;
@@ -105,17 +109,20 @@ std::vector<std::string> sensor_ids() {
 }
 
 std::string normalize_band_name(const std::string& name) {
-  static const std::regex re(R"(^\s*(SR_|ST_)?B(?:AND)?[_ ]?0*([0-9]{1,2})(A?)\s*$)", std::regex::icase);
+  static const std::regex re(R"(^\s*(SR_|ST_)?B(?:AND)?[_ ]?0*([0-9]{1,2})(A?)\s*$)",
+                             std::regex::icase);
   std::smatch m;
   if (!std::regex_match(name, m, re)) return {};
   // "Band 1" style descriptions are generic: no name.
   if (!m[1].matched && name.size() >= 4) {
     std::string lower = name;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     if (lower.find("band") != std::string::npos) return {};
   }
   std::string prefix = m[1].str();
-  std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::toupper(c); });
+  std::transform(prefix.begin(), prefix.end(), prefix.begin(),
+                 [](unsigned char c) { return std::toupper(c); });
   std::string digits = m[2].str();
   return prefix + "B" + digits + (m[3].length() ? "A" : "");
 }
@@ -136,7 +143,8 @@ std::vector<std::pair<std::string, std::string>> parse_band_map(const std::strin
   std::size_t pos = 0;
   while (pos <= text.size() && !text.empty()) {
     const std::size_t comma = text.find(',', pos);
-    const std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    const std::string item =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     const std::size_t eq = item.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 >= item.size()) {
       throw_usage("bad band map entry '" + item + "' in '" + text +

@@ -17,14 +17,14 @@ const char* role_name(Role r);
 std::optional<Role> parse_role(const std::string& name);
 
 struct SensorPreset {
-  std::string id;                              // sentinel2, landsat89, gf1wfv, gf2pms, generic
-  std::string title;                           // human name
-  std::vector<std::string> band_order;         // canonical band names in product order
-  std::array<std::string, kRoleCount> roles;   // role -> canonical band name ("" if none)
-  double scale = 1.0, offset = 0.0;            // reflectance = DN * scale + offset
-  std::optional<double> nodata;                // DN that means "no data"
-  std::optional<double> saturated;             // DN that means "saturated"
-  bool gain_from_user = false;                 // Gaofen: the user supplies gain and offset
+  std::string id;                             // sentinel2, landsat89, gf1wfv, gf2pms, generic
+  std::string title;                          // human name
+  std::vector<std::string> band_order;        // canonical band names in product order
+  std::array<std::string, kRoleCount> roles;  // role -> canonical band name ("" if none)
+  double scale = 1.0, offset = 0.0;           // reflectance = DN * scale + offset
+  std::optional<double> nodata;               // DN that means "no data"
+  std::optional<double> saturated;            // DN that means "saturated"
+  bool gain_from_user = false;                // Gaofen: the user supplies gain and offset
 };
 
 // Known ids: sentinel2, landsat89, gf1wfv, gf6wfv, gf2pms, generic. Throws fw::Error (usage)
