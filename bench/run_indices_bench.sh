@@ -15,7 +15,9 @@ IN=$S/date1.tif
 W=$OUT/work
 mkdir -p "$W"
 [ -f "$IN" ] || "$FW" --log-level warn synth --out "$S" --size "$SIZE" --parcels 20000 --seed 1 >/dev/null
-CO=(--co TILED=YES --co BLOCKXSIZE=512 --co BLOCKYSIZE=512 --co COMPRESS=DEFLATE --co ZLEVEL=1 --co PREDICTOR=3)
+# Output settings for every tool (gdal_calc.py spells them --co, gdal_translate -co).
+CO_LIST="TILED=YES BLOCKXSIZE=512 BLOCKYSIZE=512 COMPRESS=DEFLATE ZLEVEL=1 PREDICTOR=3"
+CO=(); TCO=(); for c in $CO_LIST; do CO+=(--co "$c"); TCO+=(-co "$c"); done
 OTBCO="?&gdal:co:TILED=YES&gdal:co:BLOCKXSIZE=512&gdal:co:BLOCKYSIZE=512&gdal:co:COMPRESS=DEFLATE&gdal:co:ZLEVEL=1&gdal:co:PREDICTOR=3"
 PY=/usr/bin/python3
 # Synth band order: 1 B2 blue, 2 B3 green, 3 B4 red, 4 B8 nir, 5 B11 swir1, 6 B12 swir2.
@@ -32,17 +34,24 @@ timeit() {  # label, command...: prints "label seconds peakKiB" (median of 3)
   done
   echo "$label $(printf '%s\n' "${ts[@]}" | median) $mem"
 }
-calc() {  # index name, expression
-  gdal_calc.py --quiet -A "$IN" --A_band=1 -B "$IN" --B_band=2 -C "$IN" --C_band=3 -D "$IN" --D_band=4 \
-    -E "$IN" --E_band=5 --calc="$2" --type=Float32 --NoDataValue=-9999 "${CO[@]}" --outfile="$W/out/$1.tif"
-}
+cat > "$W/calc.sh" <<CALC
+#!/usr/bin/env bash
+# usage: calc.sh NAME EXPRESSION [NAME EXPRESSION...]: one gdal_calc.py run per index
+set -e
+while [ \$# -gt 0 ]; do
+  gdal_calc.py --quiet -A "$IN" --A_band=1 -B "$IN" --B_band=2 -C "$IN" --C_band=3 -D "$IN" --D_band=4 \\
+    -E "$IN" --E_band=5 --calc="\$2" --type=Float32 --NoDataValue=-9999 ${CO[*]} --outfile="$W/out/\$1.tif"
+  shift 2
+done
+CALC
+chmod +x "$W/calc.sh"
 NDVI="(D.astype(float32)-C)/(D.astype(float32)+C)"
 NDBI="(E.astype(float32)-D)/(E.astype(float32)+D)"
 MNDWI="(B.astype(float32)-E)/(B.astype(float32)+E)"
 {
 timeit "farmwatch_ndvi_2threads" "$FW" --log-level warn indices --input "$IN" --index ndvi --out "$W/out"
 timeit "farmwatch_ndvi_1thread" "$FW" --threads 1 --log-level warn indices --input "$IN" --index ndvi --out "$W/out"
-timeit "gdal_calc_ndvi" calc ndvi "$NDVI"
+timeit "gdal_calc_ndvi" "$W/calc.sh" ndvi "$NDVI"
 timeit "numpy_windowed_ndvi" $PY bench/peers/ndvi_numpy.py "$IN" 3 4 "$W/out/ndvi.tif" TILED=YES BLOCKXSIZE=512 BLOCKYSIZE=512 COMPRESS=DEFLATE ZLEVEL=1 PREDICTOR=3
 if command -v otbcli_RadiometricIndices >/dev/null; then
   timeit "otb_RadiometricIndices_ndvi" otbcli_RadiometricIndices -in "$IN" -list Vegetation:NDVI \
@@ -51,13 +60,20 @@ if command -v otbcli_RadiometricIndices >/dev/null; then
     -out "$W/out/ndvi.tif$OTBCO" float
 fi
 timeit "farmwatch_ndvi_ndbi_mndwi" "$FW" --log-level warn indices --input "$IN" --index ndvi,ndbi,mndwi --out "$W/out"
-timeit "gdal_calc_x3" bash -c "$(declare -f calc); IN=$IN W=$W; CO=(${CO[*]}); calc ndvi '$NDVI' && calc ndbi '$NDBI' && calc mndwi '$MNDWI'"
+timeit "gdal_calc_x3" "$W/calc.sh" ndvi "$NDVI" ndbi "$NDBI" mndwi "$MNDWI"
 # The floor: decode the bands read (2 threads) + encode the outputs (2 threads), GDAL's tools.
-gdalbuildvrt -q -b 3 -b 4 "$W/ndvi_in.vrt" "$IN"
-gdalbuildvrt -q -b 2 -b 3 -b 4 -b 5 "$W/three_in.vrt" "$IN"
+# The bands each job reads, as files compressed like the input, decoded with gdalinfo -checksum.
+IN_CO="-co TILED=YES -co COMPRESS=DEFLATE -co PREDICTOR=2 -co INTERLEAVE=BAND"
+[ -f "$W/ndvi_in.tif" ] || gdal_translate -q -b 3 -b 4 $IN_CO "$IN" "$W/ndvi_in.tif"
+[ -f "$W/three_in.tif" ] || gdal_translate -q -b 2 -b 3 -b 4 -b 5 $IN_CO "$IN" "$W/three_in.tif"
 "$FW" --log-level warn indices --input "$IN" --index ndvi,ndbi,mndwi --compress NONE --out "$W/raw" >/dev/null
-timeit "floor_decode_2bands" env GDAL_NUM_THREADS=2 gdalinfo -checksum "$W/ndvi_in.vrt"
-timeit "floor_decode_4bands" env GDAL_NUM_THREADS=2 gdalinfo -checksum "$W/three_in.vrt"
-timeit "floor_encode_ndvi" gdal_translate -q --config GDAL_NUM_THREADS 2 -co NUM_THREADS=2 "${CO[@]}" "$W/raw/ndvi.tif" "$W/out/ndvi.tif"
-timeit "floor_encode_3" bash -c "for i in ndvi ndbi mndwi; do gdal_translate -q -co NUM_THREADS=2 ${CO[*]} $W/raw/\$i.tif $W/out/\$i.tif || exit 1; done"
+timeit "floor_decode_2bands" env GDAL_NUM_THREADS=2 gdalinfo -checksum "$W/ndvi_in.tif"
+timeit "floor_decode_4bands" env GDAL_NUM_THREADS=2 gdalinfo -checksum "$W/three_in.tif"
+timeit "floor_encode_ndvi" gdal_translate -q -co NUM_THREADS=2 "${TCO[@]}" "$W/raw/ndvi.tif" "$W/out/ndvi.tif"
+timeit "floor_encode_3" bash -c "for i in ndvi ndbi mndwi; do gdal_translate -q -co NUM_THREADS=2 ${TCO[*]} $W/raw/\$i.tif $W/out/\$i.tif || exit 1; done"
+# Peers with GDAL's default DEFLATE settings (level 6, no predictor), for reference.
+CO=(--co TILED=YES --co BLOCKXSIZE=512 --co BLOCKYSIZE=512 --co COMPRESS=DEFLATE)
+sed -i 's/ZLEVEL=1 --co PREDICTOR=3//' "$W/calc.sh"
+timeit "gdal_calc_ndvi_gdal_defaults" "$W/calc.sh" ndvi "$NDVI"
+timeit "numpy_windowed_ndvi_gdal_defaults" $PY bench/peers/ndvi_numpy.py "$IN" 3 4 "$W/out/ndvi.tif" TILED=YES BLOCKXSIZE=512 BLOCKYSIZE=512 COMPRESS=DEFLATE
 } | tee "$OUT/indices_bench.txt"

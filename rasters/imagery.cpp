@@ -257,6 +257,26 @@ std::string Imagery::files_text() const {
 namespace {
 
 // A warped VRT (as XML) of one band of `file` on the analysis grid.
+// The value a warped band holds where nothing maps: the band's nodata, else a value the type
+// cannot otherwise carry meaningfully (its extreme), NaN for floats.
+double warp_fill(const BandInfo& band) {
+  if (band.nodata) return *band.nodata;
+  switch (band.type) {
+    case GDT_Byte:
+      return 255;
+    case GDT_UInt16:
+      return 65535;
+    case GDT_Int16:
+      return -32768;
+    case GDT_UInt32:
+      return 4294967295.0;
+    case GDT_Int32:
+      return -2147483648.0;
+    default:
+      return std::numeric_limits<double>::quiet_NaN();
+  }
+}
+
 std::string warped_vrt_xml(const BandInfo& band, const Grid& analysis, Resampling rs) {
   DatasetPtr src = open_raster(band.file);
   GDALWarpOptions* wo = GDALCreateWarpOptions();
@@ -270,7 +290,7 @@ std::string warped_vrt_xml(const BandInfo& band, const Grid& analysis, Resamplin
                      : rs == Resampling::kBilinear ? GRA_Bilinear
                                                    : GRA_Average;
   wo->eWorkingDataType = rs == Resampling::kNearest ? band.type : GDT_Float32;
-  const double nodata = band.nodata.value_or(std::numeric_limits<double>::quiet_NaN());
+  const double nodata = warp_fill(band);
   if (band.nodata) {
     wo->padfSrcNoDataReal = static_cast<double*>(CPLMalloc(sizeof(double)));
     wo->padfSrcNoDataReal[0] = nodata;
@@ -334,10 +354,12 @@ BandReader::BandReader(const BandInfo& band, const Grid& analysis, Resampling rs
       mode_ = Mode::kWarp;
       source = warped_vrt_xml(band, analysis, rs);
       src_band_ = 1;
+      band_.nodata = warp_fill(band);
     }
   } else {
     mode_ = Mode::kWarp;
     source = warped_vrt_xml(band, analysis, rs);
+    band_.nodata = warp_fill(band);
     src_band_ = 1;
   }
   pool_ = std::make_unique<DatasetPool>(source);

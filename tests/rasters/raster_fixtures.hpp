@@ -33,11 +33,12 @@ inline std::size_t px(int64_t col, int64_t row, int64_t width) {
 // Writes a tiled GeoTIFF on `grid`, one vector of grid.width() * grid.height() values per band,
 // with optional band descriptions and nodata.
 template <class T>
-void write_raster(const std::string& path, const Grid& grid, const std::vector<std::vector<T>>& bands,
+void write_raster(const std::string& path, const Grid& grid,
+                  const std::vector<std::vector<T>>& bands,
                   const std::vector<std::string>& descriptions = {},
                   std::optional<double> nodata = std::nullopt, int tile = 256) {
-  DatasetPtr ds = create_gtiff(path, grid, static_cast<int>(bands.size()), gdal_type<T>(),
-                               GdalOptions{}, tile);
+  DatasetPtr ds =
+      create_gtiff(path, grid, static_cast<int>(bands.size()), gdal_type<T>(), GdalOptions{}, tile);
   for (std::size_t b = 0; b < bands.size(); ++b) {
     const int band = static_cast<int>(b) + 1;
     GDALRasterBand* rb = ds->GetRasterBand(band);

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/error.hpp"
@@ -68,14 +70,14 @@ TEST(IndexKernels, Ndvi) {
   p.red = {0.1f, 0.3f, 0.05f, 0.2f, 0.0f, kNaNf, 0.2f, 0.25f};
   p.nir = {0.5f, 0.2f, 0.45f, 0.2f, 0.0f, 0.3f, kNaNf, -0.25f};
   const auto got = compute(IndexId::kNdvi, p);
-  expect_values(got,
-                {(0.5 - 0.1) / (0.5 + 0.1), (0.2 - 0.3) / (0.2 + 0.3), (0.45 - 0.05) / (0.45 + 0.05),
-                 0.0,
-                 kNaN,    // 0 / 0
-                 kNaN,    // NaN red
-                 kNaN,    // NaN nir
-                 kNaN},   // -0.25 + 0.25 = 0
-                "ndvi");
+  expect_values(
+      got,
+      {(0.5 - 0.1) / (0.5 + 0.1), (0.2 - 0.3) / (0.2 + 0.3), (0.45 - 0.05) / (0.45 + 0.05), 0.0,
+       kNaN,   // 0 / 0
+       kNaN,   // NaN red
+       kNaN,   // NaN nir
+       kNaN},  // -0.25 + 0.25 = 0
+      "ndvi");
   EXPECT_EQ(got[3], 0.0f);  // red = nir: exactly 0
 }
 
@@ -175,8 +177,7 @@ TEST(IndexKernels, NormalisedDifferences) {
 // no index ever gives an infinity, and a NaN in any needed band gives NaN.
 TEST(IndexKernels, NeverInfiniteAndNaNPropagates) {
   const float inf = std::numeric_limits<float>::infinity();
-  const std::vector<float> values = {0.0f,   1e-38f, -1e-30f, -0.2f, 0.3f,
-                                     3e38f, -3e38f, inf,     kNaNf};
+  const std::vector<float> values = {0.0f, 1e-38f, -1e-30f, -0.2f, 0.3f, 3e38f, -3e38f, inf, kNaNf};
   const std::size_t k = values.size();
   std::size_t n = 1;
   for (int r = 0; r < 6; ++r) n *= k;
@@ -197,7 +198,8 @@ TEST(IndexKernels, NeverInfiniteAndNaNPropagates) {
     for (std::size_t i = 0; i < n; ++i) {
       infinite += std::isinf(out[i]) ? 1 : 0;
       bool nan_input = false;
-      for (Role role : info.needs) nan_input |= std::isnan(planes[static_cast<std::size_t>(role)][i]);
+      for (Role role : info.needs)
+        nan_input |= std::isnan(planes[static_cast<std::size_t>(role)][i]);
       if (nan_input) {
         nan_missed += std::isnan(out[i]) ? 0 : 1;
       }
@@ -229,14 +231,14 @@ TEST(IndexKernels, ParseIndices) {
   ASSERT_EQ(rasters::all_indices().size(), 9u);
   for (const auto& info : rasters::all_indices()) {
     EXPECT_EQ(rasters::parse_index(info.name), info.id) << info.name;
-    EXPECT_EQ(rasters::index_info(info.id).name, info.name);
+    EXPECT_STREQ(rasters::index_info(info.id).name, info.name);
   }
   EXPECT_EQ(rasters::index_info(IndexId::kNdvi).needs.size(), 2u);
   EXPECT_EQ(rasters::index_info(IndexId::kBsi).needs.size(), 4u);
 }
 
 // ---------------------------------------------------------------------------------------------
-// compute_indices end to end on small GeoTIFFs.
+// compute_indices end to end on GeoTIFFs written here.
 
 constexpr int64_t kW = 37, kH = 23;  // not multiples of any block size
 constexpr double kFloatNodata = -9999.0;
@@ -248,31 +250,60 @@ const std::vector<std::string> kS2Names = {"B2", "B3", "B4", "B8", "B11", "B12"}
 
 using Planes = std::vector<std::vector<uint16_t>>;
 
-std::size_t at(int64_t col, int64_t row) { return test::px(col, row, kW); }
+std::size_t at(int64_t col, int64_t row) {
+  return test::px(col, row, kW);
+}
 
-// Reflectance x 10000 in realistic ranges, with planted special pixels.
-Planes s2_dns() {
-  Planes dn(kBandCount, std::vector<uint16_t>(static_cast<std::size_t>(kW * kH)));
+// A Sentinel-2-like scene: DNs (reflectance x 10000) per band, in realistic ranges, with planted
+// special pixels.
+struct S2Scene {
+  int64_t w = 0, h = 0;
+  Planes dn;
+  int64_t planted_invalid = 0;  // pixels made nodata or saturated in a band ndvi/evi/ndbi need
+
+  std::size_t at(int64_t col, int64_t row) const { return test::px(col, row, w); }
+};
+
+S2Scene s2_scene(int64_t w, int64_t h) {
+  S2Scene s;
+  s.w = w;
+  s.h = h;
+  s.dn.assign(kBandCount, std::vector<uint16_t>(static_cast<std::size_t>(w * h)));
   const int64_t lo[kBandCount] = {200, 300, 200, 1500, 1000, 500};
   const int64_t span[kBandCount] = {600, 900, 1300, 3500, 2500, 2000};
   for (std::size_t b = 0; b < kBandCount; ++b) {
-    for (int64_t r = 0; r < kH; ++r) {
-      for (int64_t c = 0; c < kW; ++c) {
-        const int64_t h =
-            (c * 7919 + r * 104729 + static_cast<int64_t>(b + 1) * 1299709) % 9973;
-        dn[b][at(c, r)] = static_cast<uint16_t>(lo[b] + h * span[b] / 9973);
+    for (int64_t r = 0; r < h; ++r) {
+      for (int64_t c = 0; c < w; ++c) {
+        const int64_t v = (c * 7919 + r * 104729 + static_cast<int64_t>(b + 1) * 1299709) % 9973;
+        s.dn[b][s.at(c, r)] = static_cast<uint16_t>(lo[b] + v * span[b] / 9973);
       }
     }
   }
-  dn[kB4][at(3, 2)] = 0;           // red is nodata: every output is nodata there
-  dn[kB11][at(10, 5)] = 0;         // swir1 is nodata: needed by ndbi, so every output is nodata
-  dn[kB8][at(20, 7)] = 65535;      // nir saturated
-  dn[kB2][at(36, 22)] = 0;         // blue nodata in the last pixel
-  dn[kB3][at(5, 20)] = 0;          // green is not needed by ndvi, evi, ndbi: still valid
-  dn[kB12][at(6, 20)] = 65535;     // nor is swir2
-  dn[kB4][at(15, 11)] = 2000;      // red = nir: NDVI exactly 0
-  dn[kB8][at(15, 11)] = 2000;
-  return dn;
+  s.dn[kB4][s.at(3, 2)] = 0;          // red is nodata: every output is nodata there
+  s.dn[kB11][s.at(10, 5)] = 0;        // swir1 is nodata (needed by ndbi): every output too
+  s.dn[kB8][s.at(20, 7)] = 65535;     // nir saturated
+  s.dn[kB2][s.at(w - 1, h - 1)] = 0;  // blue nodata in the last pixel
+  s.planted_invalid = 4;
+  s.dn[kB3][s.at(5, 20)] = 0;       // green is not needed by ndvi, evi, ndbi: still valid
+  s.dn[kB12][s.at(6, 20)] = 65535;  // nor is swir2
+  s.dn[kB4][s.at(15, 11)] = 2000;   // red = nir: NDVI exactly 0
+  s.dn[kB8][s.at(15, 11)] = 2000;
+  if (w > 520 && h > 520) {
+    // On both sides of the output tiles' edges (512).
+    s.dn[kB8][s.at(511, 100)] = 0;
+    s.dn[kB4][s.at(512, 100)] = 65535;
+    s.dn[kB11][s.at(300, 511)] = 0;
+    s.dn[kB2][s.at(300, 512)] = 0;
+    s.planted_invalid += 4;
+  }
+  return s;
+}
+
+// Writes the scene as a 6-band UInt16 GeoTIFF with Sentinel-2 band descriptions (no nodata
+// value in the file: the sensor's DN 0 applies).
+std::string write_s2(const std::string& path, const S2Scene& s, int tile) {
+  test::write_raster(path, test::utm_grid(s.w, s.h), s.dn, kS2Names, std::nullopt, tile);
+  return path;
 }
 
 // NDVI, EVI and NDBI in double precision from the DNs (reflectance = DN / 10000; DN 0 is nodata,
@@ -309,22 +340,21 @@ Expected expected_from(const Planes& dn) {
 // first few differences and returns their number.
 template <class T>
 int64_t mismatches(const std::vector<T>& got, const std::vector<double>& want, double nodata,
-                   double scale, double tol, const std::string& what) {
+                   double scale, double tol, const std::string& what, int64_t width = kW) {
   EXPECT_EQ(got.size(), want.size()) << what;
   int64_t bad = 0;
   for (std::size_t i = 0; i < want.size() && i < got.size(); ++i) {
     const double g = static_cast<double>(got[i]);
-    const bool ok = std::isnan(want[i])
-                        ? g == nodata
-                        : (g != nodata && std::abs(g * scale - want[i]) <= tol);
+    const bool ok =
+        std::isnan(want[i]) ? g == nodata : (g != nodata && std::abs(g * scale - want[i]) <= tol);
     if (!ok && ++bad <= 5) {
-      const int64_t col = static_cast<int64_t>(i) % kW, row = static_cast<int64_t>(i) / kW;
+      const int64_t col = static_cast<int64_t>(i) % width, row = static_cast<int64_t>(i) / width;
       if (std::isnan(want[i])) {
         ADD_FAILURE() << what << ": pixel (" << col << ", " << row << ") is " << g
                       << ", expected nodata";
       } else {
-        ADD_FAILURE() << what << ": pixel (" << col << ", " << row << ") is " << g << " x "
-                      << scale << ", expected " << want[i];
+        ADD_FAILURE() << what << ": pixel (" << col << ", " << row << ") is " << g << " x " << scale
+                      << ", expected " << want[i];
       }
     }
   }
@@ -359,104 +389,103 @@ void expect_no_temporaries(const std::string& dir) {
   }
 }
 
-class IndicesEndToEnd : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dn_ = s2_dns();
-    grid_ = test::utm_grid(kW, kH);
-    input_ = dir_ / "s2.tif";
-    // 16 x 16 tiles: with a tiny memory budget every window is one (clipped) tile.
-    test::write_raster(input_, grid_, dn_, kS2Names, std::nullopt, 16);
-  }
-  rasters::Imagery open_input() const {
-    rasters::ImageryOptions o;
-    o.files = {input_};
-    o.label = "date 1";
-    return rasters::Imagery::open(o);
-  }
-
-  test::TempDir dir_;
-  Planes dn_;
-  Grid grid_;
-  std::string input_;
-};
-
-TEST_F(IndicesEndToEnd, Float32MatchesIndependentComputation) {
-  const rasters::Imagery im = open_input();
+// Runs ndvi, evi and ndbi (Float32, or Int16 x 10000) on the scene's file and compares every
+// pixel of every output with the values computed here.
+void run_and_compare(const S2Scene& s, const std::string& input, bool int16,
+                     const SchedulerOptions& so) {
+  rasters::ImageryOptions o;
+  o.files = {input};
+  o.label = "date 1";
+  const rasters::Imagery im = rasters::Imagery::open(o);
   EXPECT_EQ(im.sensor().id, "sentinel2");  // from the band descriptions
   EXPECT_DOUBLE_EQ(im.band(Role::kRed).scale, 1e-4);
+  const Grid input_grid = test::utm_grid(s.w, s.h);
   const Grid grid = rasters::analysis_grid({&im});
-  EXPECT_TRUE(grid.same_as(grid_));
-  const Expected want = expected_from(dn_);
+  EXPECT_TRUE(grid.same_as(input_grid));
+  const Expected want = expected_from(s.dn);
   // The planted pixels are what they should be.
-  EXPECT_TRUE(std::isnan(want.ndvi[at(3, 2)]));
-  EXPECT_TRUE(std::isnan(want.ndvi[at(10, 5)]));
-  EXPECT_TRUE(std::isnan(want.ndbi[at(20, 7)]));
-  EXPECT_TRUE(std::isnan(want.evi[at(36, 22)]));
-  EXPECT_FALSE(std::isnan(want.ndvi[at(5, 20)]));
-  EXPECT_FALSE(std::isnan(want.ndvi[at(6, 20)]));
-  EXPECT_EQ(want.ndvi[at(15, 11)], 0.0);
-  EXPECT_EQ(want.valid, kW * kH - 4);
+  EXPECT_TRUE(std::isnan(want.ndvi[s.at(3, 2)]));
+  EXPECT_TRUE(std::isnan(want.ndvi[s.at(10, 5)]));
+  EXPECT_TRUE(std::isnan(want.ndbi[s.at(20, 7)]));
+  EXPECT_TRUE(std::isnan(want.evi[s.at(s.w - 1, s.h - 1)]));
+  EXPECT_FALSE(std::isnan(want.ndvi[s.at(5, 20)]));
+  EXPECT_FALSE(std::isnan(want.ndvi[s.at(6, 20)]));
+  EXPECT_EQ(want.ndvi[s.at(15, 11)], 0.0);
+  EXPECT_EQ(want.valid, s.w * s.h - s.planted_invalid);
 
-  for (int run = 0; run < 2; ++run) {
-    SCOPED_TRACE(run == 0 ? "default plan" : "one tile per window, 2 threads");
-    test::TempDir out;
-    rasters::IndexJob job;
-    job.indices = rasters::parse_index_list("ndvi,evi,ndbi");
-    job.out_dir = out.path();
-    SchedulerOptions so;
-    if (run == 1) {
-      so.threads = 2;
-      so.memory_mib = 0.01;
-    }
-    const rasters::IndexRunResult r = rasters::compute_indices(im, grid, job, so);
-    EXPECT_EQ(r.valid, want.valid);
-    EXPECT_EQ(r.total, kW * kH);
-    ASSERT_EQ(r.files.size(), 3u);
-    EXPECT_EQ(r.files[0], out / "ndvi.tif");
-    EXPECT_EQ(r.files[1], out / "evi.tif");
-    EXPECT_EQ(r.files[2], out / "ndbi.tif");
-    const std::vector<std::pair<std::string, const std::vector<double>*>> outputs = {
-        {"ndvi", &want.ndvi}, {"evi", &want.evi}, {"ndbi", &want.ndbi}};
-    for (const auto& [name, values] : outputs) {
-      DatasetPtr ds = open_output(out / (name + ".tif"), grid_, name, kFloatNodata, GDT_Float32);
-      const auto got = test::read_band<float>(*ds);
-      EXPECT_EQ(mismatches(got, *values, kFloatNodata, 1.0, kTol, name), 0);
-      if (name == "ndvi") {
-        ASSERT_EQ(got.size(), static_cast<std::size_t>(kW * kH));
-        EXPECT_EQ(got[at(15, 11)], 0.0f);
-      }
-    }
-    expect_no_temporaries(out.path());
-  }
-}
-
-TEST_F(IndicesEndToEnd, Int16IsScaledBy10000) {
-  const rasters::Imagery im = open_input();
-  const Grid grid = rasters::analysis_grid({&im});
-  const Expected want = expected_from(dn_);
   test::TempDir out;
   rasters::IndexJob job;
-  job.indices = {IndexId::kNdvi, IndexId::kEvi, IndexId::kNdbi};
+  job.indices = rasters::parse_index_list("ndvi,evi,ndbi");
   job.out_dir = out.path();
-  job.int16 = true;
-  const rasters::IndexRunResult r = rasters::compute_indices(im, grid, job);
+  job.int16 = int16;
+  const rasters::IndexRunResult r = rasters::compute_indices(im, grid, job, so);
   EXPECT_EQ(r.valid, want.valid);
+  EXPECT_EQ(r.total, s.w * s.h);
+  ASSERT_EQ(r.files.size(), 3u);
+  EXPECT_EQ(r.files[0], out / "ndvi.tif");
+  EXPECT_EQ(r.files[1], out / "evi.tif");
+  EXPECT_EQ(r.files[2], out / "ndbi.tif");
   const std::vector<std::pair<std::string, const std::vector<double>*>> outputs = {
       {"ndvi", &want.ndvi}, {"evi", &want.evi}, {"ndbi", &want.ndbi}};
   for (const auto& [name, values] : outputs) {
-    DatasetPtr ds = open_output(out / (name + ".tif"), grid_, name, kInt16Nodata, GDT_Int16);
-    int has_scale = 0;
-    EXPECT_DOUBLE_EQ(ds->GetRasterBand(1)->GetScale(&has_scale), 1e-4) << name;
-    const auto got = test::read_band<int16_t>(*ds);
-    // round(v * 10000): within half a unit of v * 10000, v being exact to 1e-6.
-    EXPECT_EQ(mismatches(got, *values, kInt16Nodata, 1e-4, 0.5e-4 + kTol, name), 0);
-    if (name == "ndvi") {
-      ASSERT_EQ(got.size(), static_cast<std::size_t>(kW * kH));
-      EXPECT_EQ(got[at(15, 11)], 0);
+    const std::string path = out / (name + ".tif");
+    if (int16) {
+      DatasetPtr ds = open_output(path, input_grid, name, kInt16Nodata, GDT_Int16);
+      int has_scale = 0;
+      EXPECT_DOUBLE_EQ(ds->GetRasterBand(1)->GetScale(&has_scale), 1e-4) << name;
+      const auto got = test::read_band<int16_t>(*ds);
+      // round(v * 10000): within half a unit of v * 10000, v being exact to 1e-6.
+      EXPECT_EQ(mismatches(got, *values, kInt16Nodata, 1e-4, 0.5e-4 + kTol, name, s.w), 0);
+      if (name == "ndvi") {
+        ASSERT_EQ(got.size(), static_cast<std::size_t>(s.w * s.h));
+        EXPECT_EQ(got[s.at(15, 11)], 0);
+      }
+    } else {
+      DatasetPtr ds = open_output(path, input_grid, name, kFloatNodata, GDT_Float32);
+      const auto got = test::read_band<float>(*ds);
+      EXPECT_EQ(mismatches(got, *values, kFloatNodata, 1.0, kTol, name, s.w), 0);
+      if (name == "ndvi") {
+        ASSERT_EQ(got.size(), static_cast<std::size_t>(s.w * s.h));
+        EXPECT_EQ(got[s.at(15, 11)], 0.0f);
+      }
+      // Overviews once the raster is larger than one 512 x 512 tile, halving each time.
+      GDALRasterBand* band = ds->GetRasterBand(1);
+      if (std::max(s.w, s.h) > 512) {
+        EXPECT_GE(band->GetOverviewCount(), 1) << name;
+      }
+      for (int k = 0; k < band->GetOverviewCount(); ++k) {
+        const int64_t f = int64_t{2} << k;
+        EXPECT_EQ(band->GetOverview(k)->GetXSize(), (s.w + f - 1) / f) << name << " overview " << k;
+        EXPECT_EQ(band->GetOverview(k)->GetYSize(), (s.h + f - 1) / f) << name << " overview " << k;
+      }
     }
   }
   expect_no_temporaries(out.path());
+}
+
+TEST(IndicesEndToEnd, Float32MatchesIndependentComputation) {
+  test::TempDir d;
+  const S2Scene s = s2_scene(kW, kH);
+  run_and_compare(s, write_s2(d / "s2.tif", s, 16), false, {});
+}
+
+TEST(IndicesEndToEnd, Int16IsScaledBy10000) {
+  test::TempDir d;
+  const S2Scene s = s2_scene(kW, kH);
+  run_and_compare(s, write_s2(d / "s2.tif", s, 16), true, {});
+}
+
+// Larger than one output tile in both directions, with a tiny memory budget: many windows,
+// ragged right and bottom tiles, overviews, two threads.
+TEST(IndicesEndToEnd, ManyWindowsAndTilesMatch) {
+  test::TempDir d;
+  const S2Scene s = s2_scene(1030, 533);
+  const std::string input = write_s2(d / "s2.tif", s, 256);
+  SchedulerOptions so;
+  so.threads = 2;
+  so.memory_mib = 0.01;  // one 512 x 512 window at a time
+  run_and_compare(s, input, false, so);
+  run_and_compare(s, input, true, so);
 }
 
 // A generic raster: no sensor nodata, so DN 0 is a value; red = nir = 0 gives 0 / 0, nodata.
@@ -484,7 +513,8 @@ TEST(IndicesGeneric, ZeroDenominatorIsNodata) {
   rasters::IndexJob job;
   job.indices = {IndexId::kNdvi};
   job.out_dir = out.path();
-  const rasters::IndexRunResult r = rasters::compute_indices(im, rasters::analysis_grid({&im}), job);
+  const rasters::IndexRunResult r =
+      rasters::compute_indices(im, rasters::analysis_grid({&im}), job);
   EXPECT_EQ(r.valid, kW * kH);  // every band value is valid; only the index is undefined
   std::vector<double> want;
   for (std::size_t i = 0; i < dn[0].size(); ++i) {

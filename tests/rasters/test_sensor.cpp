@@ -32,11 +32,11 @@ TEST(Sensor, BandNameFromFilename) {
   EXPECT_EQ(rasters::band_name_from_filename("T50RKU_20240518T030521_B04_10m.jp2"), "B4");
   EXPECT_EQ(rasters::band_name_from_filename("/data/s2/T50RKU_20240518T030521_B8A_20m.jp2"), "B8A");
   EXPECT_EQ(rasters::band_name_from_filename("T50RKU_20240518T030521_B12.tif"), "B12");
+  EXPECT_EQ(rasters::band_name_from_filename("LC09_L2SP_123032_20240101_20240102_02_T1_SR_B5.TIF"),
+            "SR_B5");
   EXPECT_EQ(
-      rasters::band_name_from_filename("LC09_L2SP_123032_20240101_20240102_02_T1_SR_B5.TIF"),
-      "SR_B5");
-  EXPECT_EQ(rasters::band_name_from_filename("/x/LC08_L2SP_123032_20240101_20240102_02_T1_SR_B4.tif"),
-            "SR_B4");
+      rasters::band_name_from_filename("/x/LC08_L2SP_123032_20240101_20240102_02_T1_SR_B4.tif"),
+      "SR_B4");
   EXPECT_EQ(rasters::band_name_from_filename("foo.tif"), "");
   EXPECT_EQ(rasters::band_name_from_filename("/data/B04/scene.tif"), "");
 }
