@@ -73,7 +73,7 @@ timeit "floor_encode_ndvi" gdal_translate -q -co NUM_THREADS=2 "${TCO[@]}" "$W/r
 timeit "floor_encode_3" bash -c "for i in ndvi ndbi mndwi; do gdal_translate -q -co NUM_THREADS=2 ${TCO[*]} $W/raw/\$i.tif $W/out/\$i.tif || exit 1; done"
 # Peers with GDAL's default DEFLATE settings (level 6, no predictor), for reference.
 CO=(--co TILED=YES --co BLOCKXSIZE=512 --co BLOCKYSIZE=512 --co COMPRESS=DEFLATE)
-sed -i 's/ZLEVEL=1 --co PREDICTOR=3//' "$W/calc.sh"
+sed -i 's/--co ZLEVEL=1 --co PREDICTOR=3//' "$W/calc.sh"
 timeit "gdal_calc_ndvi_gdal_defaults" "$W/calc.sh" ndvi "$NDVI"
 timeit "numpy_windowed_ndvi_gdal_defaults" $PY bench/peers/ndvi_numpy.py "$IN" 3 4 "$W/out/ndvi.tif" TILED=YES BLOCKXSIZE=512 BLOCKYSIZE=512 COMPRESS=DEFLATE
 } | tee "$OUT/indices_bench.txt"

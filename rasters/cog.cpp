@@ -13,7 +13,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <limits>
+#include <map>
+#include <mutex>
 
 #include "engine/error.hpp"
 #include "engine/log.hpp"
@@ -45,22 +48,18 @@ void predict(unsigned char* tile, GDALDataType t, std::vector<unsigned char>& sc
     scratch.resize(row_bytes);
     for (int r = 0; r < kT; ++r) {
       unsigned char* row = tile + r * row_bytes;
-      std::memcpy(scratch.data(), row, row_bytes);
-      const unsigned char* in = scratch.data();
-      unsigned char* p3 = row;  // most significant bytes first (little-endian host)
-      unsigned char* p2 = row + kT;
-      unsigned char* p1 = row + 2 * kT;
-      unsigned char* p0 = row + 3 * kT;
+      // Byte planes into the scratch row, most significant first (little-endian host) ...
+      unsigned char* s = scratch.data();
       for (int i = 0; i < kT; ++i) {
-        p0[i] = in[4 * i], p1[i] = in[4 * i + 1], p2[i] = in[4 * i + 2], p3[i] = in[4 * i + 3];
+        s[3 * kT + i] = row[4 * i];
+        s[2 * kT + i] = row[4 * i + 1];
+        s[kT + i] = row[4 * i + 2];
+        s[i] = row[4 * i + 3];
       }
-      // Differences of consecutive bytes, computed from the unmodified copy order.
-      unsigned char prev = row[0];
-      for (std::size_t j = 1; j < row_bytes; ++j) {
-        const unsigned char cur = row[j];
-        row[j] = static_cast<unsigned char>(cur - prev);
-        prev = cur;
-      }
+      // ... then each byte minus the previous one (no loop-carried dependency: vectorisable).
+      row[0] = s[0];
+      for (std::size_t j = 1; j < row_bytes; ++j)
+        row[j] = static_cast<unsigned char>(s[j] - s[j - 1]);
     }
     return;
   }
@@ -258,7 +257,47 @@ struct CogWriter::Fast {
   Stats stats;
   float nodata = 0;
   bool average = true;
-  int64_t complete_rows0 = 0;
+  // Overview tile rows wait here to be encoded by the parallel stage (help()), so that the
+  // serial stage only appends; encoded rows are appended in order by drain().
+  struct Job {
+    std::size_t level;
+    int64_t base, rows;
+    std::vector<float> data;
+  };
+  std::mutex mu;
+  std::deque<Job> queue;
+  std::vector<std::map<int64_t, std::pair<int64_t, std::vector<EncodedTile>>>> done;
+  std::vector<int64_t> next_base;
+  const CogOptions* options = nullptr;
+
+  // Encodes one queued overview tile row, if any; thread-safe. Returns false when none waited.
+  bool help() {
+    Job job;
+    {
+      std::lock_guard lock(mu);
+      if (queue.empty()) return false;
+      job = std::move(queue.front());
+      queue.pop_front();
+    }
+    auto tiles = encode_tiles(job.data.data(), 0, job.base, levels[job.level].w, job.rows, *options,
+                              nodata, false);
+    std::lock_guard lock(mu);
+    done[job.level][job.base] = {job.rows, std::move(tiles)};
+    return true;
+  }
+
+  // Appends the encoded overview rows that are next in order (serial stage).
+  void drain(const std::string& path) {
+    std::lock_guard lock(mu);
+    for (std::size_t li = 1; li < levels.size(); ++li) {
+      auto& m = done[li];
+      for (auto it = m.find(next_base[li]); it != m.end(); it = m.find(next_base[li])) {
+        append(levels[li], it->second.second, path);
+        next_base[li] += it->second.first;
+        m.erase(it);
+      }
+    }
+  }
 
   ~Fast() {
     for (auto& l : levels) {
@@ -298,8 +337,13 @@ struct CogWriter::Fast {
       const int64_t rows = std::min<int64_t>(kT, l.h - l.base);
       if (static_cast<int64_t>(l.buf.size()) < rows * l.w)
         l.buf.resize(static_cast<std::size_t>(rows * l.w), nodata);
-      auto tiles = encode_tiles(l.buf.data(), 0, l.base, l.w, rows, o, nodata, true);
-      append(l, tiles, path);
+      {
+        Job job{li, l.base, rows, std::vector<float>(l.buf.begin(), l.buf.begin() + rows * l.w)};
+        std::lock_guard lock(mu);
+        queue.push_back(std::move(job));
+      }
+      (void)o;
+      (void)path;
       if (li + 1 < levels.size()) {
         const std::vector<float> h2 = halve(l.buf.data(), l.w, rows, nodata, average);
         put(li + 1, h2.data(), 0, l.base / 2, (l.w + 1) / 2, (rows + 1) / 2);
@@ -328,6 +372,7 @@ CogWriter::CogWriter(std::string path, const Grid& grid, int bands, CogOptions o
     fast_ = std::make_unique<Fast>();
     fast_->nodata = static_cast<float>(options_.nodata);
     fast_->average = options_.overview_resampling != "NEAREST";
+    fast_->options = &options_;
     int64_t w = grid.width(), h = grid.height();
     for (int li = 0;; ++li) {
       Fast::Level l;
@@ -341,6 +386,8 @@ CogWriter::CogWriter(std::string path, const Grid& grid, int bands, CogOptions o
       if (std::max(w, h) <= kT) break;
       w = (w + 1) / 2, h = (h + 1) / 2;
     }
+    fast_->done.resize(fast_->levels.size());
+    fast_->next_base.assign(fast_->levels.size(), 0);
     return;
   }
   ds_ = create_gtiff(
@@ -364,6 +411,7 @@ std::shared_ptr<CogWriter::Chunk> CogWriter::encode(int band, const Window& win,
     return c;
   }
   if (win.x % kT || win.y % kT) throw_internal("COG windows must be aligned to the tile size");
+  fast_->help();  // an overview tile row, if one waits
   std::vector<float> converted;
   const float* values = static_cast<const float*>(data);
   if (options_.type != GDT_Float32) {
@@ -373,13 +421,24 @@ std::shared_ptr<CogWriter::Chunk> CogWriter::encode(int band, const Window& win,
     values = converted.data();
   }
   const float nd = fast_->nodata;
-  for (std::size_t i = 0; i < n; ++i) {
-    const float v = values[i];
-    if (v == nd) continue;
-    Stats& s = c->stats;
-    ++s.count, s.sum += v, s.sumsq += static_cast<double>(v) * v;
-    s.min = std::min<double>(s.min, v), s.max = std::max<double>(s.max, v);
+  Stats& st = c->stats;
+  float mn = std::numeric_limits<float>::infinity(), mx = -mn;
+  for (int64_t r = 0; r < win.h; ++r) {
+    const float* row = values + r * win.w;
+    double sum = 0, sumsq = 0;
+    int64_t count = 0;
+    for (int64_t i = 0; i < win.w; ++i) {
+      const float v = row[i];
+      if (v == nd) continue;
+      ++count;
+      sum += v;
+      sumsq += static_cast<double>(v) * v;
+      mn = std::min(mn, v);
+      mx = std::max(mx, v);
+    }
+    st.count += count, st.sum += sum, st.sumsq += sumsq;
   }
+  if (st.count) st.min = mn, st.max = mx;
   c->tiles = encode_tiles(values, win.x, win.y, win.w, win.h, options_, nd, false);
   if (fast_->levels.size() > 1) c->half = halve(values, win.w, win.h, nd, fast_->average);
   return c;
@@ -402,6 +461,7 @@ void CogWriter::add(const std::shared_ptr<Chunk>& c) {
     // A finished row of windows completes the level-1 rows above it.
     if (c->win.x_end() == grid_.width()) f.complete(1, (c->win.y_end() + 1) / 2, options_, path_);
   }
+  f.drain(path_);
 }
 
 namespace {
@@ -493,11 +553,15 @@ void CogWriter::commit() {
   const int threads = options_.threads > 0 ? options_.threads : default_threads();
   if (fast_) {
     Fast& f = *fast_;
+    tbb::parallel_for(std::size_t{0}, f.queue.size(), [&f](std::size_t) { f.help(); });
+    while (f.help()) {
+    }
+    f.drain(path_);
     for (auto& l : f.levels) {
       if (std::fflush(l.fp) != 0) throw_output("cannot write temporary tile data", {.file = path_});
     }
     for (std::size_t li = 1; li < f.levels.size(); ++li) {
-      if (f.levels[li].base < f.levels[li].h) {
+      if (f.levels[li].base < f.levels[li].h || f.next_base[li] < f.levels[li].h) {
         throw_internal("overview level " + std::to_string(li) + " incomplete", {.file = path_});
       }
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -203,6 +204,7 @@ IndexRunResult compute_indices(const Imagery& im, const Grid& analysis, const In
     if (block >= size) return static_cast<int>(size);
     return std::lcm(block, CogWriter::kTile);
   };
+  double consume_s = 0;
   const WindowPlan plan =
       sched.plan(analysis.width(), analysis.height(), align(bw, analysis.width()),
                  align(bh, analysis.height()), bytes_per_px);
@@ -249,9 +251,12 @@ IndexRunResult compute_indices(const Imagery& im, const Grid& analysis, const In
         return o;
       },
       [&](const Window&, std::size_t, Out& o) {
+        const auto t0 = std::chrono::steady_clock::now();
         for (std::size_t j = 0; j < ni; ++j) writers[j]->add(o.chunks[j]);
+        consume_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         result.valid += o.valid;
       });
+  log::debug("index pass", {{"consume_s", std::to_string(consume_s)}});
   result.total = analysis.width() * analysis.height();
   if (result.valid == 0) {
     throw Error(
