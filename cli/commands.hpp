@@ -13,5 +13,6 @@ using Action = std::function<int()>;
 void add_info(CLI::App& app, Action& action);
 void add_synth(CLI::App& app, Action& action);
 void add_indices(CLI::App& app, Action& action);
+void add_change(CLI::App& app, Action& action);
 
 }  // namespace fw::cli

@@ -72,7 +72,7 @@ const char* intensity_name(int i) {
   return names[i];
 }
 // Share of the new surface in a changed pixel, per intensity.
-constexpr std::array<double, 3> kIntensityMix = {0.5, 0.75, 1.0};
+constexpr std::array<double, 3> kIntensityMix = {0.7, 0.85, 1.0};
 // Planted change areas (m2), from below to well above 1 mu.
 constexpr std::array<double, 10> kSizes = {150, 300, 500, 700, 1000, 1600, 2500, 4000, 8000, 15000};
 

@@ -1,0 +1,80 @@
+// `farmwatch change`: change classes, intensities and magnitudes between two dates.
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.hpp"
+#include "cli/imagery_options.hpp"
+#include "engine/log.hpp"
+#include "engine/progress.hpp"
+#include "rasters/change.hpp"
+
+namespace fw::cli {
+
+void add_change(CLI::App& app, Action& action) {
+  auto* cmd = app.add_subcommand(
+      "change", "Change classes, intensity grades and magnitude between two dates");
+  struct Args {
+    ImageryArgs before, after;
+    std::string mask_before, mask_after, out, method = "diff", threshold = "mad";
+    double mad_k = 5.0;
+    std::vector<std::string> rules;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--before", a->before.files, "Date 1 raster(s)")->required();
+  cmd->add_option("--after", a->after.files, "Date 2 raster(s)")->required();
+  add_sensor_options(cmd, a->before);
+  cmd->add_option("--mask-before", a->mask_before, "Date 1 cloud/quality mask");
+  cmd->add_option("--mask-after", a->mask_after, "Date 2 cloud/quality mask");
+  cmd->add_option("--method", a->method, "diff (index differencing)")
+      ->check(CLI::IsMember({"diff"}))
+      ->capture_default_str();
+  cmd->add_option("--threshold", a->threshold, "mad (median +- k MAD) or otsu")
+      ->check(CLI::IsMember({"mad", "otsu"}))
+      ->capture_default_str();
+  cmd->add_option("--mad-k", a->mad_k, "k of the MAD rule")->capture_default_str();
+  cmd->add_option("--rule", a->rules,
+                  "Replace the category rules, in order: 'category: var > value, var < value'");
+  cmd->add_option("--out", a->out, "Output folder")->required();
+  cmd->callback([&action, a] {
+    action = [a] {
+      ImageryArgs before = a->before, after = a->before;  // sensor options apply to both dates
+      after.files = a->after.files;
+      before.mask = a->mask_before;
+      after.mask = a->mask_after;
+      const rasters::Imagery d0 = rasters::Imagery::open(before.options("date 1 (--before)"));
+      const rasters::Imagery d1 = rasters::Imagery::open(after.options("date 2 (--after)"));
+      const Grid grid = rasters::change_grid(d0, d1);
+      rasters::ChangeOptions o;
+      o.threshold_method = a->threshold;
+      o.mad_k = a->mad_k;
+      o.out_dir = a->out;
+      if (!a->rules.empty()) {
+        o.rules.clear();
+        for (const auto& r : a->rules) o.rules.push_back(rasters::parse_rule(r));
+      }
+      std::error_code ec;
+      std::filesystem::create_directories(a->out, ec);
+      if (ec) throw_output("cannot create folder: " + ec.message(), {.file = a->out});
+      ProgressReporter progress(stderr_is_terminal());
+      SchedulerOptions so;
+      so.progress = progress.fn();
+      const auto r = rasters::detect_change(d0, d1, grid, o, so);
+      progress.finish();
+      std::printf("%lld pixels valid at both dates, %lld no data\n",
+                  static_cast<long long>(r.valid), static_cast<long long>(r.nodata));
+      for (int c = 1; c < rasters::kChangeCategories; ++c) {
+        int64_t n = 0;
+        for (int g = 1; g < 4; ++g)
+          n += r.counts[static_cast<std::size_t>(c)][static_cast<std::size_t>(g)];
+        std::printf("  %-16s %10lld px  %12.1f m2  %10.2f mu\n",
+                    rasters::category_name(static_cast<rasters::ChangeCategory>(c)),
+                    static_cast<long long>(n), n * r.pixel_area_m2,
+                    n * r.pixel_area_m2 / (10000.0 / 15.0));
+      }
+      for (const auto& f : r.files) std::printf("  %s\n", f.c_str());
+      return 0;
+    };
+  });
+}
+
+}  // namespace fw::cli
