@@ -52,14 +52,9 @@ void add_change(CLI::App& app, Action& action) {
         o.rules.clear();
         for (const auto& r : a->rules) o.rules.push_back(rasters::parse_rule(r));
       }
-      std::error_code ec;
-      std::filesystem::create_directories(a->out, ec);
-      if (ec) throw_output("cannot create folder: " + ec.message(), {.file = a->out});
-      ProgressReporter progress(stderr_is_terminal());
-      SchedulerOptions so;
-      so.progress = progress.fn();
-      const auto r = rasters::detect_change(d0, d1, grid, o, so);
-      progress.finish();
+      const auto r = run_with_progress(a->out, [&](const SchedulerOptions& so) {
+        return rasters::detect_change(d0, d1, grid, o, so);
+      });
       std::printf("%lld pixels valid at both dates, %lld no data\n",
                   static_cast<long long>(r.valid), static_cast<long long>(r.nodata));
       for (int c = 1; c < rasters::kChangeCategories; ++c) {

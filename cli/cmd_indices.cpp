@@ -67,14 +67,9 @@ void add_indices(CLI::App& app, Action& action) {
       job.int16 = a->int16;
       job.compress = up;
       job.level = a->level;
-      std::error_code ec;
-      std::filesystem::create_directories(a->out, ec);
-      if (ec) throw_output("cannot create folder: " + ec.message(), {.file = a->out});
-      ProgressReporter progress(stderr_is_terminal());
-      SchedulerOptions so;
-      so.progress = progress.fn();
-      const auto r = rasters::compute_indices(im, grid, job, so);
-      progress.finish();
+      const auto r = run_with_progress(a->out, [&](const SchedulerOptions& so) {
+        return rasters::compute_indices(im, grid, job, so);
+      });
       const double frac = r.total ? static_cast<double>(r.valid) / r.total : 0.0;
       log::info("valid pixels", {{"input", im.files_text()},
                                  {"valid", std::to_string(r.valid)},

@@ -3,11 +3,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/error.hpp"
+#include "engine/progress.hpp"
+#include "engine/scheduler.hpp"
 #include "rasters/imagery.hpp"
 
 namespace fw::cli {
@@ -61,6 +65,21 @@ inline void add_sensor_options(CLI::App* cmd, ImageryArgs& a) {
   cmd->add_option("--mask-buffer", a.mask_buffer, "Pixels masked around clouds and shadows")
       ->check(CLI::Range(0, 100));
   cmd->add_flag("--snow-invalid", a.snow, "Mask snow too (SCL 11, QA_PIXEL bit 5)");
+}
+
+// Creates the output folder (a clear error when it cannot) and runs `work` with a progress bar on
+// a terminal, periodic log lines otherwise.
+template <class Work>
+auto run_with_progress(const std::string& out_dir, Work&& work) {
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) throw_output("cannot create folder: " + ec.message(), {.file = out_dir});
+  ProgressReporter progress(stderr_is_terminal());
+  SchedulerOptions so;
+  so.progress = progress.fn();
+  auto result = work(so);
+  progress.finish();
+  return result;
 }
 
 }  // namespace fw::cli

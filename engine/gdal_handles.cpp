@@ -29,8 +29,8 @@ DatasetPtr open_any(const std::string& path, unsigned flags, const char* what) {
   init_gdal();
   CPLErrorReset();
   VSIStatBufL st;
-  const bool virtual_path = path.rfind("/vsi", 0) == 0 || path.rfind("PG:", 0) == 0 ||
-                            path.rfind("<VRTDataset", 0) == 0;
+  const bool virtual_path =
+      path.rfind("/vsi", 0) == 0 || path.rfind("PG:", 0) == 0 || path.rfind("<VRTDataset", 0) == 0;
   if (!virtual_path && VSIStatL(path.c_str(), &st) != 0) {
     throw_input(std::string("no such file"), {.file = path});
   }

@@ -33,6 +33,18 @@ int type_size(GDALDataType t) {
   return GDALGetDataTypeSizeBytes(t);
 }
 
+// A colour table (index = value) on a band; nothing when `colors` is empty.
+void set_colors(GDALRasterBand& band, const std::vector<std::array<short, 4>>& colors) {
+  if (colors.empty()) return;
+  GDALColorTable ct;
+  for (std::size_t i = 0; i < colors.size(); ++i) {
+    const auto& c = colors[i];
+    GDALColorEntry e{c[0], c[1], c[2], c[3]};
+    ct.SetColorEntry(static_cast<int>(i), &e);
+  }
+  band.SetColorTable(&ct);
+}
+
 // Converts float values to the output type (values are already in range; nodata stays nodata).
 void to_type(const float* in, std::size_t n, GDALDataType t, void* out) {
   GDALCopyWords64(in, GDT_Float32, 4, out, t, type_size(t), static_cast<GPtrDiff_t>(n));
@@ -492,15 +504,7 @@ std::vector<Entry> template_tags(const Grid& grid, const CogOptions& o,
       b->SetMetadataItem("STATISTICS_STDDEV", stats_sd.c_str());
       b->SetMetadataItem("STATISTICS_VALID_PERCENT", valid_percent.c_str());
     }
-    if (!o.colors.empty()) {
-      GDALColorTable ct;
-      for (std::size_t i = 0; i < o.colors.size(); ++i) {
-        const auto& c = o.colors[i];
-        GDALColorEntry e{c[0], c[1], c[2], c[3]};
-        ct.SetColorEntry(static_cast<int>(i), &e);
-      }
-      b->SetColorTable(&ct);
-    }
+    set_colors(*b, o.colors);
     close_dataset(t, mem);
   }
   vsi_l_offset len = 0;
@@ -712,15 +716,7 @@ void CogWriter::commit() {
     band->SetNoDataValue(options_.nodata);
     if (options_.scale != 1.0) band->SetScale(options_.scale);
     if (options_.offset != 0.0) band->SetOffset(options_.offset);
-    if (!options_.colors.empty()) {
-      GDALColorTable ct;
-      for (std::size_t i = 0; i < options_.colors.size(); ++i) {
-        const auto& c = options_.colors[i];
-        GDALColorEntry e{c[0], c[1], c[2], c[3]};
-        ct.SetColorEntry(static_cast<int>(i), &e);
-      }
-      band->SetColorTable(&ct);
-    }
+    set_colors(*band, options_.colors);
     if (!options_.category_names.empty()) {
       CPLStringList names;
       for (const auto& n : options_.category_names) names.AddString(n.c_str());
