@@ -36,9 +36,16 @@ test: check asan
 demo: build
 	./$(BUILD)/cli/farmwatch info
 	./$(BUILD)/cli/farmwatch synth --out $(DEMO_OUT)/scene --size 2048 --parcels 2000 --seed 1
+	./$(BUILD)/cli/farmwatch indices --input $(DEMO_OUT)/scene/date2.tif --mask $(DEMO_OUT)/scene/date2_scl.tif \
+	    --index ndvi,ndbi,mndwi,bsi --out $(DEMO_OUT)/indices_date2
+	./$(BUILD)/cli/farmwatch change --before $(DEMO_OUT)/scene/date1.tif --after $(DEMO_OUT)/scene/date2.tif \
+	    --mask-before $(DEMO_OUT)/scene/date1_scl.tif --mask-after $(DEMO_OUT)/scene/date2_scl.tif \
+	    --mask-buffer 2 --out $(DEMO_OUT)/change
 	@echo
-	@echo "Open $(DEMO_OUT)/scene/date2.tif, date2_scl.tif and parcels.gpkg in QGIS"
-	@echo "(Layer > Add Layer > Add Raster/Vector Layer); truth.json lists the planted changes."
+	@echo "Open in QGIS (Layer > Add Layer > Add Raster/Vector Layer): $(DEMO_OUT)/change/change_class.tif"
+	@echo "(coloured by category), $(DEMO_OUT)/indices_date2/ndvi.tif, $(DEMO_OUT)/scene/date2.tif and"
+	@echo "$(DEMO_OUT)/scene/parcels.gpkg; $(DEMO_OUT)/scene/truth.json lists the planted changes and"
+	@echo "$(DEMO_OUT)/change/change_stats.json the areas found per category."
 
 bench: build
 	bash bench/run_bench.sh
