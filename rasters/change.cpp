@@ -268,6 +268,7 @@ ChangeResult detect_change(const Imagery& before, const Imagery& after, const Gr
   cls.overview_resampling = "NEAREST";
   cls.descriptions = {"change_class"};
   for (const auto& c : kColors) cls.colors.push_back(c);
+  cls.colors.resize(256, {0, 0, 0, 0});  // no data (255) transparent
   for (const char* n : kCategoryNames) cls.category_names.push_back(n);
   CogOptions inten = cls;
   inten.descriptions = {"change_intensity"};
