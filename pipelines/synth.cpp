@@ -14,6 +14,7 @@
 #include "engine/log.hpp"
 #include "engine/raster_io.hpp"
 #include "engine/versions.hpp"
+#include "rasters/change.hpp"
 #include "rasters/spectra.hpp"
 #include "vectors/vector_writer.hpp"
 
@@ -53,19 +54,14 @@ const char* land_class_name(LandClass c) {
   return names[static_cast<int>(c)];
 }
 
-enum class Category : uint8_t {
-  kConstruction,
-  kBareSoil,
-  kWaterGain,
-  kWaterLoss,
-  kVegLoss,
-  kVegGain
-};
+// The planted categories are the change categories of rasters/change.hpp (1..6).
+using Category = rasters::ChangeCategory;
 constexpr int kCategories = 6;
-const char* category_name(Category c) {
-  static const char* names[] = {"construction", "bare_soil",       "water_gain",
-                                "water_loss",   "vegetation_loss", "vegetation_gain"};
-  return names[static_cast<int>(c)];
+Category planted(int k) {
+  return static_cast<Category>(k + 1);
+}
+std::size_t slot(Category c) {
+  return static_cast<std::size_t>(c) - 1;
 }
 const char* intensity_name(int i) {
   static const char* names[] = {"slight", "moderate", "severe"};
@@ -414,11 +410,14 @@ void Scene::build_changes() {
         case Category::kWaterLoss:
           ok = c.use == Use::kPond;
           break;
-        case Category::kVegLoss:
+        case Category::kVegetationLoss:
           ok = c.use == Use::kWood || c.use == Use::kOrchard;
           break;
-        case Category::kVegGain:
+        case Category::kVegetationGain:
           ok = c.use == Use::kFallow;
+          break;
+        case Category::kNoChange:
+        case Category::kNoData:
           break;
       }
       if (ok) out.push_back(idx);
@@ -431,14 +430,14 @@ void Scene::build_changes() {
   };
   std::array<std::vector<int>, kCategories> hosts;
   std::array<std::size_t, kCategories> next{};
-  for (int k = 0; k < kCategories; ++k) hosts[static_cast<std::size_t>(k)] = hosts_for(Category(k));
+  for (int k = 0; k < kCategories; ++k) hosts[static_cast<std::size_t>(k)] = hosts_for(planted(k));
   int with_parcel = 0;
   for (const Cell& c : cells) with_parcel += c.has_parcel;
   const int wanted = std::max(18, with_parcel / 10);
   for (int k = 0; k < wanted * 2 && static_cast<int>(changes.size()) < wanted; ++k) {
-    const auto cat = static_cast<Category>(k % kCategories);
-    auto& list = hosts[static_cast<std::size_t>(cat)];
-    auto& pos = next[static_cast<std::size_t>(cat)];
+    const auto cat = planted(k % kCategories);
+    auto& list = hosts[slot(cat)];
+    auto& pos = next[slot(cat)];
     while (pos < list.size() && !usable(cells[static_cast<std::size_t>(list[pos])])) ++pos;
     if (pos >= list.size()) continue;
     const int idx = list[pos++];
@@ -486,11 +485,14 @@ void Scene::build_changes() {
       case Category::kWaterLoss:
         chg.material = m < 0.5 ? Material::kDrySoil : Material::kLoess;
         break;
-      case Category::kVegLoss:
+      case Category::kVegetationLoss:
         chg.material = Material::kDryResidue;
         break;
-      case Category::kVegGain:
+      case Category::kVegetationGain:
         chg.material = Material::kGreenCanopy;
+        break;
+      case Category::kNoChange:
+      case Category::kNoData:
         break;
     }
     c.change = static_cast<int>(changes.size());
@@ -590,11 +592,11 @@ Spectrum Scene::change_spectrum(const Change& chg, const Spectrum& before, doubl
   using spectra::of;
   Spectrum after;
   switch (chg.cat) {
-    case Category::kVegLoss:
+    case Category::kVegetationLoss:
       // Cleared: litter and stubble with a little regrowth.
       after = spectra::mix(of(Material::kDryResidue), of(Material::kGrass), 0.15f);
       break;
-    case Category::kVegGain:
+    case Category::kVegetationGain:
       after = spectra::mix(of(Material::kDrySoil), of(Material::kGreenCanopy), 0.78f);
       break;
     case Category::kBareSoil: {
@@ -1019,7 +1021,7 @@ json truth_json(const Scene& s) {
       if (z.contains(chg.cx, chg.cy)) zones.push_back(z.id);
     }
     cs.push_back({{"id", cid},
-                  {"category", category_name(chg.cat)},
+                  {"category", rasters::category_name(chg.cat)},
                   {"intensity", intensity_name(chg.intensity)},
                   {"mix", chg.mix},
                   {"material", spectra::name(chg.material)},
