@@ -342,8 +342,9 @@ struct CogWriter::Fast {
     }
   }
 
-  // Rows < rows_done of level `li` are complete: encode whole tile rows, feed the next level.
-  void complete(std::size_t li, int64_t rows_done, const CogOptions& o, const std::string& path) {
+  // Rows < rows_done of level `li` are complete: queue whole tile rows for encoding, feed the
+  // next level.
+  void complete(std::size_t li, int64_t rows_done) {
     Level& l = levels[li];
     while (l.base < l.h && (l.base + kT <= rows_done || rows_done >= l.h)) {
       const int64_t rows = std::min<int64_t>(kT, l.h - l.base);
@@ -354,14 +355,12 @@ struct CogWriter::Fast {
         std::lock_guard lock(mu);
         queue.push_back(std::move(job));
       }
-      (void)o;
-      (void)path;
       if (li + 1 < levels.size()) {
         const std::vector<float> h2 = halve(l.buf.data(), l.w, rows, nodata, average);
         put(li + 1, h2.data(), 0, l.base / 2, (l.w + 1) / 2, (rows + 1) / 2);
-        complete(li + 1, (l.base + rows + 1) / 2, o, path);
+        complete(li + 1, (l.base + rows + 1) / 2);
       }
-      // Drop the encoded rows.
+      // Drop the queued rows.
       l.buf.erase(l.buf.begin(),
                   l.buf.begin() + std::min<std::ptrdiff_t>(
                                       static_cast<std::ptrdiff_t>(l.buf.size()), rows * l.w));
@@ -471,7 +470,7 @@ void CogWriter::add(const std::shared_ptr<Chunk>& c) {
   if (f.levels.size() > 1) {
     f.put(1, c->half.data(), c->win.x / 2, c->win.y / 2, (c->win.w + 1) / 2, (c->win.h + 1) / 2);
     // A finished row of windows completes the level-1 rows above it.
-    if (c->win.x_end() == grid_.width()) f.complete(1, (c->win.y_end() + 1) / 2, options_, path_);
+    if (c->win.x_end() == grid_.width()) f.complete(1, (c->win.y_end() + 1) / 2);
   }
   f.drain(path_);
 }
