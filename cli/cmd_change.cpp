@@ -16,8 +16,11 @@ void add_change(CLI::App& app, Action& action) {
   struct Args {
     ImageryArgs before, after;
     std::string mask_before, mask_after, out, method = "diff", threshold = "mad";
-    double mad_k = 5.0;
-    std::vector<std::string> rules;
+    double mad_k = 5.0, alpha = 1e-3;
+    std::vector<std::string> rules, cva_vars{"ndvi", "ndbi", "mndwi", "bsi"};
+    int64_t sample = 1 << 20;
+    int max_iterations = 100;
+    bool mad_variates = false, normalize = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--before", a->before.files, "Date 1 raster(s)")->required();
@@ -25,9 +28,32 @@ void add_change(CLI::App& app, Action& action) {
   add_sensor_options(cmd, a->before);
   cmd->add_option("--mask-before", a->mask_before, "Date 1 cloud/quality mask");
   cmd->add_option("--mask-after", a->mask_after, "Date 2 cloud/quality mask");
-  cmd->add_option("--method", a->method, "diff (index differencing)")
-      ->check(CLI::IsMember({"diff"}))
+  cmd->add_option("--method", a->method,
+                  "diff (index differencing), cva (change vector analysis) or irmad "
+                  "(iteratively reweighted MAD)")
+      ->check(CLI::IsMember({"diff", "cva", "irmad"}))
       ->capture_default_str();
+  cmd->add_option("--cva-vars", a->cva_vars,
+                  "CVA variables: ndvi ndbi mndwi bsi blue green red nir swir1 swir2 (the "
+                  "direction is the angle of the first two)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--alpha", a->alpha,
+                  "IR-MAD: change when the no-change probability is below alpha")
+      ->check(CLI::Range(1e-12, 0.5))
+      ->capture_default_str();
+  cmd->add_option("--irmad-sample", a->sample,
+                  "IR-MAD: pixels the iterations use (a fixed position-hashed sample); 0 = all, "
+                  "streamed window by window each iteration")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-iterations", a->max_iterations, "IR-MAD iteration limit")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_flag("--mad-variates", a->mad_variates, "IR-MAD: also write mad_variates.tif");
+  cmd->add_flag("--normalize", a->normalize,
+                "Normalise date 2 onto date 1 first (orthogonal regression over IR-MAD "
+                "no-change pixels): for pairs from different seasons or sensors");
   cmd->add_option("--threshold", a->threshold, "mad (median +- k MAD) or otsu")
       ->check(CLI::IsMember({"mad", "otsu"}))
       ->capture_default_str();
@@ -45,6 +71,13 @@ void add_change(CLI::App& app, Action& action) {
       const rasters::Imagery d1 = rasters::Imagery::open(after.options("date 2 (--after)"));
       const Grid grid = rasters::change_grid(d0, d1);
       rasters::ChangeOptions o;
+      o.method = a->method;
+      o.cva_vars = a->cva_vars;
+      o.irmad_alpha = a->alpha;
+      o.irmad_sample = a->sample;
+      o.irmad_max_iterations = a->max_iterations;
+      o.mad_variates = a->mad_variates;
+      o.normalize = a->normalize;
       o.threshold_method = a->threshold;
       o.mad_k = a->mad_k;
       o.out_dir = a->out;
@@ -55,6 +88,19 @@ void add_change(CLI::App& app, Action& action) {
       const auto r = run_with_progress(a->out, [&](const SchedulerOptions& so) {
         return rasters::detect_change(d0, d1, grid, o, so);
       });
+      if (!r.canonical_correlations.empty()) {
+        std::printf("IR-MAD: %d iterations%s on %lld pixels; canonical correlations",
+                    r.irmad_iterations, r.irmad_converged ? "" : " (not converged)",
+                    static_cast<long long>(r.irmad_pixels));
+        for (double rho : r.canonical_correlations) std::printf(" %.4f", rho);
+        std::printf("\n");
+      }
+      if (r.normalization.applied) {
+        std::printf("date 2 normalised on %lld no-change pixels (slopes",
+                    static_cast<long long>(r.normalization.pixels));
+        for (double sl : r.normalization.slope) std::printf(" %.3f", sl);
+        std::printf(")\n");
+      }
       std::printf("%lld pixels valid at both dates, %lld no data\n",
                   static_cast<long long>(r.valid), static_cast<long long>(r.nodata));
       for (int c = 1; c < rasters::kChangeCategories; ++c) {

@@ -115,6 +115,14 @@ void Covariance::merge(const Covariance& o) {
   w_ = w;
 }
 
+Covariance Covariance::from_moments(double weight, Eigen::VectorXd mean, Eigen::MatrixXd m2) {
+  Covariance c;
+  c.w_ = weight;
+  c.mean_ = std::move(mean);
+  c.m2_ = std::move(m2);
+  return c;
+}
+
 Eigen::MatrixXd Covariance::covariance() const {
   if (w_ <= 0) return Eigen::MatrixXd::Constant(mean_.size(), mean_.size(), std::nan(""));
   const Eigen::MatrixXd c = m2_ / w_;
@@ -159,7 +167,24 @@ double gamma_q_fraction(double a, double x) {
 double chi2_sf(double x, int dof) {
   if (!(x > 0)) return 1.0;
   const double a = 0.5 * dof, z = 0.5 * x;
+  if (dof % 2 == 0 && dof <= 40) {
+    // Even degrees of freedom: exp(-z) * sum_{i < dof/2} z^i / i!, exactly.
+    double term = 1.0, sum = 1.0;
+    for (int i = 1; i < dof / 2; ++i) sum += (term *= z / i);
+    return std::exp(-z) * sum;
+  }
   return z < a + 1 ? 1.0 - gamma_p_series(a, z) : gamma_q_fraction(a, z);
+}
+
+double chi2_isf(double p, int dof) {
+  if (!(p > 0 && p < 1)) throw_internal("chi2_isf: p must be in (0, 1)");
+  double lo = 0, hi = std::max(1.0, 2.0 * dof);
+  while (chi2_sf(hi, dof) > p) hi *= 2;
+  for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (chi2_sf(mid, dof) > p ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
 }
 
 }  // namespace fw::rasters

@@ -52,6 +52,8 @@ class Covariance {
 
   void add(const double* x, double weight = 1.0);
   void merge(const Covariance& other);
+  // From a total weight, a weighted mean and the weighted sum of outer products of deviations.
+  static Covariance from_moments(double weight, Eigen::VectorXd mean, Eigen::MatrixXd m2);
 
   int dims() const { return static_cast<int>(mean_.size()); }
   double weight() const { return w_; }
@@ -67,5 +69,7 @@ class Covariance {
 
 // The chi-square distribution's upper tail: P(X > x) for `dof` degrees of freedom.
 double chi2_sf(double x, int dof);
+// Its inverse: the x with chi2_sf(x, dof) = p, for 0 < p < 1 (bisection to 1e-12 relative).
+double chi2_isf(double p, int dof);
 
 }  // namespace fw::rasters

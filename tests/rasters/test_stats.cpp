@@ -111,6 +111,21 @@ TEST(ChiSquare, UpperTailKnownValues) {
   // Even dof 2k: exp(-x/2) * sum_{i<k} (x/2)^i / i!; dof 6, x 40: 221 exp(-20).
   EXPECT_NEAR(rasters::chi2_sf(40.0, 6), 221.0 * std::exp(-20.0), 1e-18);
   EXPECT_DOUBLE_EQ(rasters::chi2_sf(0.0, 3), 1.0);
+  // Odd dof from the error function: dof 1: erfc(sqrt(x/2)); dof 3: + sqrt(2x/pi) exp(-x/2).
+  for (double x : {0.3, 2.0, 7.5, 30.0}) {
+    const double e = std::erfc(std::sqrt(x / 2));
+    EXPECT_NEAR(rasters::chi2_sf(x, 1), e, 1e-13 + 1e-12 * e) << x;
+    const double e3 = e + std::sqrt(2 * x / M_PI) * std::exp(-x / 2);
+    EXPECT_NEAR(rasters::chi2_sf(x, 3), e3, 1e-13 + 1e-12 * e3) << x;
+  }
+  // Beyond the closed form (dof 42, continued fraction) against the series sum exp(-z) z^i/i!.
+  double term = 1, sum = 1;
+  for (int i = 1; i < 21; ++i) sum += (term *= 25.0 / i);
+  EXPECT_NEAR(rasters::chi2_sf(50.0, 42), std::exp(-25.0) * sum, 1e-12);
+  // Critical values (tables): 3.841459 (dof 1, 5 %), 22.457744 (dof 6, 0.1 %).
+  EXPECT_NEAR(rasters::chi2_isf(0.05, 1), 3.8414588206941, 1e-9);
+  EXPECT_NEAR(rasters::chi2_isf(0.001, 6), 22.457744484825, 1e-9);
+  EXPECT_NEAR(rasters::chi2_sf(rasters::chi2_isf(0.5, 6), 6), 0.5, 1e-12);
 }
 
 // A two-date pair: date 2 = gain * date 1 + offset + noise, with planted changes.
