@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -242,11 +243,17 @@ Normalization orthogonal_regression(const Covariance& c, int64_t pixels) {
   for (int k = 0; k < kP; ++k) {
     const double sxx = s(k, k), syy = s(kP + k, kP + k), sxy = s(k, kP + k);
     const double mx = c.mean()[k], my = c.mean()[kP + k];
-    if (!(sxy > 0)) {
+    const double r = sxy / std::sqrt(sxx * syy);
+    if (!(r > 0.3)) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.3f", r);
       throw Error(ExitCode::kNoData,
-                  "cannot normalise band " +
-                      std::string(kDiffNames[4 + static_cast<std::size_t>(k)]) +
-                      ": the no-change pixels of the two dates are not positively correlated");
+                  "cannot normalise date 2: over the " + std::to_string(pixels) +
+                      " invariant pixels (IR-MAD) the two dates' " +
+                      kDiffNames[4 + static_cast<std::size_t>(k)] +
+                      " bands are not correlated (r = " + buf +
+                      "); the pair has too little unchanged ground for a relative "
+                      "normalisation: run without it");
     }
     const double b = (syy - sxx + std::sqrt((syy - sxx) * (syy - sxx) + 4 * sxy * sxy)) / (2 * sxy);
     n.slope[static_cast<std::size_t>(k)] = b;

@@ -8,6 +8,7 @@
 #include "engine/raster_io.hpp"
 #include "pipelines/synth.hpp"
 #include "rasters/change.hpp"
+#include "tests/rasters/raster_fixtures.hpp"
 #include "tests/test_util.hpp"
 
 namespace fw {
@@ -290,6 +291,49 @@ TEST(ChangeRealData, Landsat7PennsylvaniaRunsEndToEnd) {
   EXPECT_NEAR(j["thresholds"]["ndvi"]["median"].get<double>(), median, 1e-3);  // to the bin width
   for (const auto& [name, t] : j["thresholds"].items())
     EXPECT_GT(t["threshold"].get<double>(), 0) << name;
+  // Relative normalisation needs unchanged ground that both dates see alike; here the November
+  // image has almost no contrast (blue: standard deviation 3 DN against 25 in July, inter-date
+  // correlation 0.06), so it is refused with a clear error and nothing is written.
+  test::TempDir out2;
+  o.out_dir = out2.path();
+  o.normalize = true;
+  try {
+    rasters::detect_change(d0, d1, rasters::change_grid(d0, d1), o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kNoData);
+    EXPECT_TRUE(test::contains(e.what(), "not correlated")) << e.what();
+  }
+  EXPECT_TRUE(test::dir_entries(out2.path()).empty());
+}
+
+TEST(ChangeRealData, T37memNormalisationAndIrmad) {
+  if (!test::have_shared_data()) GTEST_SKIP() << "no ../shared/data";
+  const std::string dir = test::shared_data() + "/sentinel2_t37mem/";
+  const std::string bands = "blue=1,green=2,red=3,nir=7,swir1=9,swir2=10";
+  const auto d0 = rasters::Imagery::open(
+      real(dir + "S2_T37MEM_20160710_sref_10b_20m.tif", "sentinel2", bands, 0.001, "2016"));
+  const auto d1 = rasters::Imagery::open(
+      real(dir + "S2_T37MEM_20180725_sref_10b_20m.tif", "sentinel2", bands, 0.001, "2018"));
+  test::TempDir out;
+  rasters::ChangeOptions o;
+  o.out_dir = out.path();
+  o.method = "irmad";
+  o.normalize = true;
+  const auto r = rasters::detect_change(d0, d1, rasters::change_grid(d0, d1), o);
+  // Same season two years apart: the invariant pixels map date 2 onto date 1 with slopes near 1.
+  EXPECT_TRUE(r.irmad_converged);
+  EXPECT_GT(r.normalization.pixels, 500);
+  for (std::size_t k = 0; k < 6; ++k) {
+    EXPECT_GT(r.normalization.slope[k], 0.75) << k;
+    EXPECT_LT(r.normalization.slope[k], 1.3) << k;
+    EXPECT_GT(r.normalization.correlation[k], 0.5) << k;
+  }
+  // Canonical correlations ascending in [0, 1]; masked pixels stay no_data.
+  for (std::size_t i = 1; i < r.canonical_correlations.size(); ++i)
+    EXPECT_LE(r.canonical_correlations[i - 1], r.canonical_correlations[i]);
+  EXPECT_EQ(r.nodata, 1918);
+  EXPECT_TRUE(std::filesystem::exists(out / "irmad_no_change.tif"));
 }
 
 }  // namespace
