@@ -385,9 +385,19 @@ void Scene::build_cells() {
 
 void Scene::build_changes() {
   // Candidate host cells per category, in a seeded random order.
+  // A change must not reach into the lake, whose water overrides every cell (the truth would
+  // then claim a change where the image shows none): corners and edge midpoints outside it.
+  auto touches_lake = [&](const Cell& c) {
+    for (int k = 0; k < 4; ++k) {
+      const P2& a = c.q[static_cast<std::size_t>(k)];
+      const P2& b = c.q[static_cast<std::size_t>((k + 1) % 4)];
+      if (in_lake(a.x, a.y) || in_lake(0.5 * (a.x + b.x), 0.5 * (a.y + b.y))) return true;
+    }
+    return false;
+  };
   auto usable = [&](const Cell& c) {
     return c.has_parcel && !c.in_lake && !c.hole && !c.split && c.change < 0 &&
-           std::min(cw, ch) >= 4;
+           std::min(cw, ch) >= 4 && !touches_lake(c);
   };
   std::vector<int> order(cells.size());
   std::iota(order.begin(), order.end(), 0);

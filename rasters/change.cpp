@@ -29,9 +29,10 @@ constexpr std::array<const char*, kChangeCategories> kCategoryNames = {
     "no_change",  "construction",    "bare_soil",      "water_gain",
     "water_loss", "vegetation_loss", "vegetation_gain"};
 constexpr std::array<const char*, static_cast<int>(ChangeVar::kCount)> kVarNames = {
-    "ndvi0",  "ndvi1",  "dndvi",  "zndvi",     "ndbi0",       "ndbi1",    "dndbi", "zndbi",
-    "mndwi0", "mndwi1", "dmndwi", "zmndwi",    "bsi0",        "bsi1",     "dbsi",  "zbsi",
-    "blue0",  "blue1",  "dblue",  "blue_red1", "swir_ratio1", "magnitude"};
+    "ndvi0",     "ndvi1",      "dndvi",       "zndvi",    "ndbi0",  "ndbi1", "dndbi",
+    "zndbi",     "mndwi0",     "mndwi1",      "dmndwi",   "zmndwi", "bsi0",  "bsi1",
+    "dbsi",      "zbsi",       "blue0",       "blue1",    "dblue",  "dnir",  "dswir1",
+    "blue_red1", "red_green1", "swir_ratio1", "magnitude"};
 // Colours of the categories (QGIS style and colour table), index = class value.
 constexpr std::array<std::array<short, 4>, kChangeCategories> kColors = {{
     {230, 230, 230, 255},  // no change
@@ -297,9 +298,17 @@ std::vector<ChangeRule> default_rules() {
       // Water: MNDWI turns positive and NDVI negative-to-low (blue steel roofs raise MNDWI too,
       // but keep a high NIR and an NDVI above 0.2).
       parse_rule("water_gain: mndwi0 < 0, mndwi1 > -0.2, blue1 < 0.12, zmndwi > 1"),
-      parse_rule("water_loss: mndwi0 > 0, mndwi1 < 0, ndvi0 < 0.2, zmndwi < -1"),
+      // A pond partly flooded over a crop: MNDWI stays below -0.2 in a mixed pixel, but NIR and
+      // SWIR both fall (vegetation loss and new soil raise SWIR instead).
+      parse_rule("water_gain: mndwi0 < 0, mndwi1 > -0.35, blue1 < 0.12, zmndwi > 1, dnir < -0.05, "
+                 "dswir1 < -0.03"),
+      // A filled pond: the water signature collapses (a partly filled pixel stays near 0).
+      parse_rule("water_loss: mndwi0 > 0, mndwi1 < 0.2, ndvi0 < 0.2, zmndwi < -1"),
       // Land changes happen on land: water's indices (ratios of small reflectances) are noisy.
       parse_rule("construction: mndwi0 < 0, dblue > 0.06, blue_red1 > 0.62"),
+      // Fired-clay tile roofs: redder than any soil (hematite formed by firing) and with the
+      // lower SWIR2/SWIR1 ratio of a ceramic.
+      parse_rule("construction: mndwi0 < 0, red_green1 > 1.7, swir_ratio1 < 0.83, zndvi < -1"),
       parse_rule("bare_soil: mndwi0 < 0, zndvi < -1, swir_ratio1 > 0.7"),
       parse_rule("bare_soil: mndwi0 < 0, zbsi > 1, swir_ratio1 > 0.75, ndvi1 < 0.3"),
       parse_rule("vegetation_loss: ndvi0 > 0.3, zndvi < -1"),
@@ -729,7 +738,10 @@ ChangeResult detect_change(const Imagery& before, const Imagery& after, const Gr
             const float s1 = p[10 * n + i], s2 = p[11 * n + i];
             V(ChangeVar::kBlue0) = blue0, V(ChangeVar::kBlue1) = blue1,
             V(ChangeVar::kDBlue) = blue1 - blue0;
+            V(ChangeVar::kDNir) = p[9 * n + i] - p[3 * n + i];
+            V(ChangeVar::kDSwir1) = s1 - p[4 * n + i];
             V(ChangeVar::kBlueRed1) = red1 != 0 ? blue1 / red1 : 0;
+            V(ChangeVar::kRedGreen1) = p[7 * n + i] != 0 ? red1 / p[7 * n + i] : 0;
             V(ChangeVar::kSwirRatio1) = s1 != 0 ? s2 / s1 : 0;
             V(ChangeVar::kMagnitude) = mg;
             for (const ChangeRule& r : opt.rules) {

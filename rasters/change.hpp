@@ -56,7 +56,10 @@ enum class ChangeVar {
   kBlue0,
   kBlue1,
   kDBlue,
+  kDNir,
+  kDSwir1,
   kBlueRed1,
+  kRedGreen1,
   kSwirRatio1,
   kMagnitude,
   kCount

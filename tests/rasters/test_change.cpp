@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "engine/atomic_file.hpp"
@@ -31,6 +32,9 @@ struct Scored {
   std::array<double, 7> f1{};
   double unchanged_flagged = 0;
   int64_t cloud_pixels = 0, cloud_pixels_nodata = 0;
+  // Planted changes with at least 4 unmasked interior pixels, and those whose most frequent
+  // changed class in the map is their category.
+  int objects = 0, objects_found = 0;
 };
 
 // Per-category pixel F1 against truth.json (pixel centres inside each planted polygon); the mixed
@@ -43,7 +47,10 @@ Scored score(const std::string& scene, const std::string& class_path) {
   const int64_t w = g.width(), h = g.height();
   std::vector<uint8_t> truth(cls.size(), 0), edge(cls.size(), 0);
   const json t = json::parse(read_file(scene + "/truth.json"));
+  // Per planted change: its category and the map's classes over its (unmasked) interior pixels.
+  std::vector<std::pair<uint8_t, std::map<int, int>>> objects;
   for (const auto& c : t["changes"]) {
+    objects.push_back({static_cast<uint8_t>(rasters::parse_category(c["category"])), {}});
     OGRGeometry* geom = nullptr;
     const std::string wkt = c["wkt"];
     OGRGeometryFactory::createFromWkt(wkt.c_str(), nullptr, &geom);
@@ -61,6 +68,7 @@ Scored score(const std::string& scene, const std::string& class_path) {
         const std::size_t i = static_cast<std::size_t>(r * w + q);
         if (geom->Contains(&p)) {
           truth[i] = cat;
+          if (cls[i] != 255) objects.back().second[cls[i]] += 1;
         } else {
           const Extent e = g.extent_of({q, r, 1, 1});
           OGRPolygon sq;
@@ -82,6 +90,16 @@ Scored score(const std::string& scene, const std::string& class_path) {
   read_window(*scl, 1, Grid::of(*scl).full_window(), s);
   const int64_t sw = Grid::of(*scl).width();
   Scored out;
+  for (const auto& [cat, counts] : objects) {
+    int n = 0, best = -1, best_n = 0;
+    for (const auto& [k, v] : counts) {
+      n += v;
+      if (k != 0 && v > best_n) best = k, best_n = v;
+    }
+    if (n < 4) continue;
+    ++out.objects;
+    out.objects_found += best == cat;
+  }
   std::array<int64_t, 7> tp{}, fp{}, fn{};
   int64_t unchanged = 0, flagged = 0;
   for (int64_t r = 0; r < h; ++r) {
@@ -111,13 +129,15 @@ Scored score(const std::string& scene, const std::string& class_path) {
   return out;
 }
 
-TEST(Change, SynthCategoriesAgainstTheTruth) {
+class ChangeSynth : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(ChangeSynth, CategoriesAgainstTheTruth) {
   test::TempDir d;
   synth::Options so;
   so.out = d.path();
   so.width = so.height = 1024;
-  so.parcels = 150;
-  so.seed = 11;
+  so.parcels = 500;
+  so.seed = GetParam();
   synth::generate(so);
   const auto d1 = rasters::Imagery::open(date(d.path(), 1, 2));
   const auto d2 = rasters::Imagery::open(date(d.path(), 2, 2));
@@ -126,14 +146,13 @@ TEST(Change, SynthCategoriesAgainstTheTruth) {
   o.out_dir = d / "out";
   const auto r = rasters::detect_change(d1, d2, grid, o);
   const Scored s = score(d.path(), d / "out/change_class.tif");
-  // Measured with the default rules on this scene: construction 0.99, bare soil 0.91, water gain
-  // 0.96, water loss 1.00, vegetation loss 0.86, vegetation gain 0.99 (issue 4 asks 0.9 for all).
-  EXPECT_GE(s.f1[1], 0.95);
-  EXPECT_GE(s.f1[2], 0.9);
-  EXPECT_GE(s.f1[3], 0.9);
-  EXPECT_GE(s.f1[4], 0.95);
-  EXPECT_GE(s.f1[5], 0.8);
-  EXPECT_GE(s.f1[6], 0.95);
+  // Measured with the default rules (seed 11 / 12): construction 0.997 / 0.987, bare soil
+  // 0.957 / 0.960, water gain 0.988 / 0.952, water loss 0.998 / 1.000, vegetation loss
+  // 0.974 / 0.974, vegetation gain 0.997 / 0.995; issue 4 asks 0.9 for every category.
+  for (std::size_t k = 1; k < 7; ++k) EXPECT_GE(s.f1[k], 0.9) << k;
+  // Every planted change of at least 4 pixels is found with the right category.
+  EXPECT_GT(s.objects, 30);
+  EXPECT_EQ(s.objects_found, s.objects);
   EXPECT_LE(s.unchanged_flagged, 0.01);
   EXPECT_GT(s.cloud_pixels, 1000);
   EXPECT_EQ(s.cloud_pixels_nodata, s.cloud_pixels);  // clouds and shadows are no_data, not change
@@ -143,6 +162,7 @@ TEST(Change, SynthCategoriesAgainstTheTruth) {
   for (const auto& [name, c] : j["categories"].items()) sum += c["pixels"].get<int64_t>();
   EXPECT_EQ(sum, r.valid);
   EXPECT_EQ(j["valid_pixels"].get<int64_t>() + j["nodata_pixels"].get<int64_t>(), 1024 * 1024);
+  EXPECT_EQ(j["method"], "diff");
   EXPECT_NEAR(j["categories"]["construction"]["area_mu"].get<double>(),
               j["categories"]["construction"]["pixels"].get<double>() * 100 / (10000.0 / 15), 1e-9);
   // The class raster carries its colour table, nodata 255, and is a COG.
@@ -153,6 +173,8 @@ TEST(Change, SynthCategoriesAgainstTheTruth) {
   EXPECT_TRUE(has);
   EXPECT_STREQ(cls->GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE"), "COG");
 }
+
+INSTANTIATE_TEST_SUITE_P(Seeds, ChangeSynth, ::testing::Values(11u, 12u));
 
 TEST(Change, RulesAreData) {
   const auto r = rasters::parse_rule("bare_soil: zndvi < -1, swir_ratio1 > 0.7");
