@@ -14,5 +14,6 @@ void add_info(CLI::App& app, Action& action);
 void add_synth(CLI::App& app, Action& action);
 void add_indices(CLI::App& app, Action& action);
 void add_change(CLI::App& app, Action& action);
+void add_zonal(CLI::App& app, Action& action);
 
 }  // namespace fw::cli

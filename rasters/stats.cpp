@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "engine/error.hpp"
 
@@ -93,12 +94,24 @@ Covariance::Covariance(int dims)
 
 void Covariance::add(const double* x, double weight) {
   if (weight <= 0) return;
-  const Eigen::Map<const Eigen::VectorXd> v(x, mean_.size());
-  const double w_new = w_ + weight;
-  const Eigen::VectorXd delta = v - mean_;
-  mean_ += delta * (weight / w_new);
+  const auto d = static_cast<std::size_t>(mean_.size());
+  // No heap allocation per observation (a small stack buffer for the usual dimensions).
+  double small[32];
+  std::vector<double> big;
+  double* delta = small;
+  if (d > 32) big.resize(d), delta = big.data();
+  const double w_new = w_ + weight, f = weight / w_new;
+  for (std::size_t k = 0; k < d; ++k) {
+    delta[k] = x[k] - mean_[static_cast<Eigen::Index>(k)];
+    mean_[static_cast<Eigen::Index>(k)] += delta[k] * f;
+  }
   // West's weighted update: M2 += w * delta * (x - new_mean)^T.
-  m2_.noalias() += weight * delta * (v - mean_).transpose();
+  for (std::size_t l = 0; l < d; ++l) {
+    const double after = weight * (x[l] - mean_[static_cast<Eigen::Index>(l)]);
+    for (std::size_t k = 0; k < d; ++k) {
+      m2_(static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(l)) += delta[k] * after;
+    }
+  }
   w_ = w_new;
 }
 

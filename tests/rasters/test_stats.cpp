@@ -216,7 +216,7 @@ TEST(Irmad, CanonicalCorrelationsEqualADirectComputation) {
 TEST(Irmad, SeparatesPlantedChangesAndIsIndependentOfTheWindowing) {
   const Pair s = make_pair(20000, 6);
   rasters::IrMadResult ref;
-  for (std::size_t chunk : {20000u, 4096u, 77u, 1u}) {
+  for (std::size_t chunk : {20000u, 4096u, 77u, 7u}) {
     const auto r = rasters::irmad([&](const rasters::MadTransform* t) { return pass(s, t, chunk); },
                                   4, 50, 1e-6);
     EXPECT_TRUE(r.converged);

@@ -1,0 +1,411 @@
+#include "vectors/zonal.hpp"
+
+#include <ogrsf_frmts.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <optional>
+
+#include "engine/error.hpp"
+#include "engine/log.hpp"
+#include "engine/raster_io.hpp"
+
+namespace fw::vectors {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Weighted accumulator of one parcel over one raster; mergeable (West's weighted update).
+struct Acc {
+  double w = 0, mean = 0, m2 = 0, sum = 0, covered = 0;
+  double min = std::numeric_limits<double>::infinity();
+  double max = -std::numeric_limits<double>::infinity();
+  int64_t cells = 0;
+  std::vector<std::pair<double, double>> values;  // (value, weight), when needed
+
+  void add(double v, double f, bool keep) {
+    const double wn = w + f;
+    const double delta = v - mean;
+    mean += delta * f / wn;
+    m2 += f * delta * (v - mean);
+    w = wn;
+    sum += f * v;
+    min = std::min(min, v), max = std::max(max, v);
+    if (keep) values.emplace_back(v, f);
+  }
+  void merge(Acc& o) {
+    covered += o.covered;
+    cells += o.cells;
+    if (o.w > 0) {
+      if (w <= 0) {
+        w = o.w, mean = o.mean, m2 = o.m2;
+      } else {
+        const double wn = w + o.w, delta = o.mean - mean;
+        m2 += o.m2 + delta * delta * w * o.w / wn;
+        mean += delta * o.w / wn;
+        w = wn;
+      }
+      sum += o.sum;
+      min = std::min(min, o.min), max = std::max(max, o.max);
+    }
+    if (values.empty()) {
+      values = std::move(o.values);
+    } else {
+      values.insert(values.end(), o.values.begin(), o.values.end());
+    }
+  }
+};
+
+// Weighted quantile with linear interpolation between the values' weight midpoints; with unit
+// weights it is the usual (type 7) sample quantile.
+double weighted_quantile(std::vector<std::pair<double, double>>& v, double q) {
+  if (v.empty()) return kNaN;
+  std::stable_sort(v.begin(), v.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  if (v.size() == 1) return v[0].first;
+  double total = 0;
+  for (const auto& x : v) total += x.second;
+  const double span = total - 0.5 * v.front().second - 0.5 * v.back().second;
+  const double t = q * span;
+  double before = 0, prev_c = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const double c = before + 0.5 * v[i].second - 0.5 * v.front().second;
+    if (c >= t) {
+      if (i == 0 || c == prev_c) return v[i].first;
+      const double a = (t - prev_c) / (c - prev_c);
+      return v[i - 1].first + a * (v[i].first - v[i - 1].first);
+    }
+    prev_c = c;
+    before += v[i].second;
+  }
+  return v.back().first;
+}
+
+struct StatSpec {
+  std::string name;
+  double q = 0;  // quantile for pNN
+};
+
+std::vector<StatSpec> parse_stats(const std::vector<std::string>& names, bool& need_values,
+                                  bool& need_classes) {
+  static const std::vector<std::string> known = {
+      "count",    "sum",      "mean",    "min",  "max",      "variance",       "stdev", "median",
+      "majority", "minority", "variety", "frac", "coverage", "valid_fraction", "cells"};
+  std::vector<StatSpec> out;
+  need_values = need_classes = false;
+  for (const auto& n : names) {
+    StatSpec s{n};
+    if (n.size() > 1 && n[0] == 'p' && std::all_of(n.begin() + 1, n.end(), ::isdigit)) {
+      s.q = std::stod(n.substr(1)) / 100.0;
+      if (s.q > 1) throw_usage("quantile '" + n + "' above p100");
+      need_values = true;
+    } else if (std::find(known.begin(), known.end(), n) == known.end()) {
+      std::string k;
+      for (const auto& x : known) k += x + ", ";
+      throw_usage("unknown statistic '" + n + "' (known: " + k + "pNN for quantiles)");
+    }
+    if (n == "median") s.q = 0.5, need_values = true;
+    if (n == "majority" || n == "minority" || n == "variety" || n == "frac") {
+      need_values = need_classes = true;
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace
+
+Grid zonal_grid(const std::vector<ZonalRaster>& rasters) {
+  if (rasters.empty()) throw_usage("no raster given");
+  Grid g;
+  for (std::size_t i = 0; i < rasters.size(); ++i) {
+    DatasetPtr ds = open_raster(rasters[i].path);
+    if (rasters[i].band < 1 || rasters[i].band > ds->GetRasterCount()) {
+      throw_input("band " + std::to_string(rasters[i].band) + " does not exist",
+                  {.file = rasters[i].path});
+    }
+    const Grid gi = Grid::of(*ds, rasters[i].path);
+    if (i == 0) {
+      g = gi;
+      if (g.crs().empty())
+        throw_input("the raster has no coordinate reference system", {.file = rasters[i].path});
+    } else if (!(gi.transform() == g.transform()) || gi.width() != g.width() ||
+               gi.height() != g.height() || !gi.crs().same_as(g.crs())) {
+      throw_input("the raster's grid differs from " + rasters[0].path + "'s (" + gi.describe() +
+                      " against " + g.describe() + "): align the rasters first",
+                  {.file = rasters[i].path});
+    }
+  }
+  return g;
+}
+
+ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& rasters,
+                       const ZonalOptions& opt, const SchedulerOptions& so) {
+  bool need_values = false, need_classes = false;
+  const std::vector<StatSpec> stats = parse_stats(opt.stats, need_values, need_classes);
+  const Grid grid = zonal_grid(rasters);
+  const std::size_t nr = rasters.size(), np = set.parcels.size();
+  // Rasters: per-thread handles, nodata.
+  std::vector<std::unique_ptr<DatasetPool>> pools;
+  std::vector<std::optional<double>> nodata(nr);
+  std::vector<std::string> names(nr);
+  int block_w = 256, block_h = 256;
+  for (std::size_t r = 0; r < nr; ++r) {
+    pools.push_back(std::make_unique<DatasetPool>(rasters[r].path));
+    GDALRasterBand* b = pools[r]->local().GetRasterBand(rasters[r].band);
+    int has = 0;
+    const double nd = b->GetNoDataValue(&has);
+    if (has) nodata[r] = nd;
+    if (r == 0) b->GetBlockSize(&block_w, &block_h);
+    names[r] = rasters[r].name.empty() ? std::filesystem::path(rasters[r].path).stem().string()
+                                       : rasters[r].name;
+  }
+  // Parcels in pixel coordinates, and the windows each one touches.
+  SchedulerOptions s1 = so;
+  s1.label = "zonal statistics";
+  BlockScheduler sched(s1);
+  const double bpp = static_cast<double>(nr) * 8.0 + 16.0;
+  const WindowPlan plan = sched.plan(grid.width(), grid.height(), block_w, block_h, bpp);
+  const int64_t nx = (grid.width() + plan.win_w - 1) / plan.win_w;
+  std::vector<PixelPolygon> px(np);
+  std::vector<Window> pwin(np);
+  std::vector<std::vector<uint32_t>> by_window(plan.size());
+  std::vector<int64_t> last(np, -1);
+  int64_t inside = 0;
+  for (std::size_t i = 0; i < np; ++i) {
+    const Parcel& p = set.parcels[i];
+    if (p.outside || !p.geom) continue;
+    px[i] = PixelPolygon::from_ogr(*p.geom, grid.transform());
+    pwin[i] = px[i].window(grid.full_window());
+    if (pwin[i].empty()) continue;
+    ++inside;
+    for (int64_t wy = pwin[i].y / plan.win_h; wy <= (pwin[i].y_end() - 1) / plan.win_h; ++wy) {
+      for (int64_t wx = pwin[i].x / plan.win_w; wx <= (pwin[i].x_end() - 1) / plan.win_w; ++wx) {
+        const auto k = static_cast<std::size_t>(wy * nx + wx);
+        by_window[k].push_back(static_cast<uint32_t>(i));
+        last[i] = std::max(last[i], static_cast<int64_t>(k));
+      }
+    }
+  }
+  if (inside == 0 && np > 0) {
+    throw_input("no parcel overlaps the raster(s) (" + std::to_string(np) +
+                    " parcels, all outside " + grid.describe() + ")",
+                {.file = set.file, .layer = set.layer});
+  }
+  // Output columns.
+  ZonalTable table;
+  std::vector<std::vector<double>> class_values(nr);  // per raster, the classes seen (sorted)
+  std::vector<std::vector<Acc>> acc(np, std::vector<Acc>(nr));
+  // Final per-parcel per-raster statistics, computed when the parcel's last window is merged.
+  struct Final {
+    std::vector<double> fixed;              // one per non-frac statistic
+    std::map<double, double> class_weight;  // for frac columns
+  };
+  std::vector<std::vector<Final>> finals(np, std::vector<Final>(nr));
+  auto finalize = [&](std::size_t i) {
+    for (std::size_t r = 0; r < nr; ++r) {
+      Acc& a = acc[i][r];
+      Final& f = finals[i][r];
+      std::map<double, double> cw;
+      if (need_classes) {
+        for (const auto& [v, w] : a.values) cw[v] += w;
+      }
+      for (const StatSpec& s : stats) {
+        const std::string& n = s.name;
+        double v = kNaN;
+        if (n == "count")
+          v = a.w;
+        else if (n == "sum")
+          v = a.w > 0 ? a.sum : 0.0;
+        else if (n == "mean")
+          v = a.w > 0 ? a.sum / a.w : kNaN;
+        else if (n == "min")
+          v = a.w > 0 ? a.min : kNaN;
+        else if (n == "max")
+          v = a.w > 0 ? a.max : kNaN;
+        else if (n == "variance")
+          v = a.w > 0 ? a.m2 / a.w : kNaN;
+        else if (n == "stdev")
+          v = a.w > 0 ? std::sqrt(std::max(0.0, a.m2 / a.w)) : kNaN;
+        else if (n == "coverage")
+          v = a.covered;
+        else if (n == "valid_fraction")
+          v = a.covered > 0 ? a.w / a.covered : kNaN;
+        else if (n == "cells")
+          v = static_cast<double>(a.cells);
+        else if (n == "variety")
+          v = static_cast<double>(cw.size());
+        else if (n == "majority" || n == "minority") {
+          double best = kNaN, bw = n == "majority" ? -1.0 : std::numeric_limits<double>::infinity();
+          for (const auto& [c, w] : cw) {  // ascending class: ties go to the smaller class
+            if (n == "majority" ? w > bw : w < bw) best = c, bw = w;
+          }
+          v = best;
+        } else if (n == "frac") {
+          f.class_weight = cw;
+          continue;
+        } else {  // median, pNN
+          v = weighted_quantile(a.values, s.q);
+        }
+        f.fixed.push_back(v);
+      }
+      a.values.clear();
+      a.values.shrink_to_fit();
+    }
+  };
+  struct Part {
+    std::vector<uint32_t> parcels;
+    std::vector<Acc> accs;  // parcels.size() * nr
+  };
+  sched.run<Part>(
+      plan,
+      [&](const Window& w, std::size_t k) {
+        Part part;
+        const auto& list = by_window[k];
+        if (list.empty()) return part;
+        std::vector<std::vector<double>> data(nr);
+        for (std::size_t r = 0; r < nr; ++r) {
+          data[r].resize(static_cast<std::size_t>(w.pixels()));
+          read_window(pools[r]->local(), rasters[r].band, w, GDT_Float64, data[r].data(), kNaN);
+        }
+        std::vector<double> frac, scratch;
+        part.parcels = list;
+        part.accs.resize(list.size() * nr);
+        for (std::size_t j = 0; j < list.size(); ++j) {
+          const std::size_t i = list[j];
+          const Window cw = pwin[i].intersection(w);
+          if (cw.empty()) continue;
+          coverage(px[i], cw, opt.mode, frac, scratch);
+          for (std::size_t r = 0; r < nr; ++r) {
+            Acc& a = part.accs[j * nr + r];
+            const double* d = data[r].data();
+            for (int64_t y = 0; y < cw.h; ++y) {
+              const double* row =
+                  d + static_cast<std::size_t>((cw.y - w.y + y) * w.w + (cw.x - w.x));
+              const double* fr = frac.data() + static_cast<std::size_t>(y * cw.w);
+              for (int64_t x = 0; x < cw.w; ++x) {
+                const double f = fr[x];
+                if (!(f > 0)) continue;
+                a.covered += f;
+                ++a.cells;
+                const double v = row[x];
+                if (std::isnan(v) || (nodata[r] && v == *nodata[r])) continue;
+                a.add(v, f, need_values);
+              }
+            }
+          }
+        }
+        return part;
+      },
+      [&](const Window&, std::size_t k, Part& part) {
+        for (std::size_t j = 0; j < part.parcels.size(); ++j) {
+          const std::size_t i = part.parcels[j];
+          for (std::size_t r = 0; r < nr; ++r) acc[i][r].merge(part.accs[j * nr + r]);
+          if (last[i] == static_cast<int64_t>(k)) finalize(i);
+        }
+      });
+  for (std::size_t i = 0; i < np; ++i) {
+    if (last[i] < 0) finalize(i);  // outside: empty accumulators
+  }
+  // Columns: per raster, each statistic; frac expands into one column per class seen.
+  for (std::size_t r = 0; r < nr; ++r) {
+    std::map<double, bool> classes;
+    for (std::size_t i = 0; i < np; ++i)
+      for (const auto& [c, w] : finals[i][r].class_weight) classes[c] = true;
+    for (const auto& [c, b] : classes) class_values[r].push_back(c);
+  }
+  auto fmt_class = [](double c) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.10g", c);
+    return std::string(buf);
+  };
+  for (std::size_t r = 0; r < nr; ++r) {
+    for (const StatSpec& s : stats) {
+      if (s.name == "frac") {
+        for (double c : class_values[r])
+          table.columns.push_back(names[r] + "_frac_" + fmt_class(c));
+      } else {
+        table.columns.push_back(names[r] + "_" + s.name);
+      }
+    }
+  }
+  table.rows.resize(np);
+  for (std::size_t i = 0; i < np; ++i) {
+    auto& row = table.rows[i];
+    for (std::size_t r = 0; r < nr; ++r) {
+      const Final& f = finals[i][r];
+      std::size_t fi = 0;
+      double valid = 0;
+      for (const auto& [c, w] : f.class_weight) valid += w;
+      for (const StatSpec& s : stats) {
+        if (s.name == "frac") {
+          for (double c : class_values[r]) {
+            auto it = f.class_weight.find(c);
+            row.push_back(valid > 0 ? (it == f.class_weight.end() ? 0.0 : it->second / valid)
+                                    : kNaN);
+          }
+        } else {
+          row.push_back(f.fixed[fi++]);
+        }
+      }
+    }
+  }
+  return table;
+}
+
+void write_zonal(const std::string& path, const ParcelSet& set, const ZonalTable& table,
+                 const Crs& crs) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  std::string drv;
+  if (ext == ".csv")
+    drv = "CSV";
+  else if (ext == ".geojson" || ext == ".json")
+    drv = "GeoJSON";
+  else if (ext == ".gpkg")
+    drv = "GPKG";
+  else
+    throw_usage("unknown output format '" + ext + "' (.csv, .geojson or .gpkg)", {.file = path});
+  std::vector<FieldDef> fields = {{"parcel_id", OFTString}};
+  for (const auto& f : set.fields) {
+    if (f.name == "parcel_id") continue;
+    fields.push_back(f);
+  }
+  fields.push_back({"area_m2", OFTReal});
+  fields.push_back({"outside", OFTInteger});
+  fields.push_back({"repaired", OFTInteger});
+  for (const auto& c : table.columns) fields.push_back({c, OFTReal});
+  VectorWriter out(path, drv);
+  OGRLayer& layer = out.add_layer("parcels", crs, drv == "CSV" ? wkbNone : wkbMultiPolygon, fields);
+  OGRFeatureDefn* defn = layer.GetLayerDefn();
+  for (std::size_t i = 0; i < set.parcels.size(); ++i) {
+    const Parcel& p = set.parcels[i];
+    OGRFeature f(defn);
+    int k = 0;
+    f.SetField(k++, p.id.c_str());
+    for (std::size_t a = 0; a < set.fields.size(); ++a) {
+      if (set.fields[a].name == "parcel_id") continue;
+      if (!p.attrs[a].empty()) f.SetField(k, p.attrs[a].c_str());
+      ++k;
+    }
+    f.SetField(k++, p.area_m2);
+    f.SetField(k++, p.outside ? 1 : 0);
+    f.SetField(k++, p.repaired ? 1 : 0);
+    for (double v : table.rows[i]) {
+      if (std::isfinite(v))
+        f.SetField(k, v);
+      else
+        f.SetFieldNull(k);
+      ++k;
+    }
+    if (drv != "CSV" && p.geom) {
+      f.SetGeometryDirectly(OGRGeometryFactory::forceToMultiPolygon(p.geom->clone()));
+    }
+    out.write(layer, f);
+  }
+  out.commit();
+}
+
+}  // namespace fw::vectors

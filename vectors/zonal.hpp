@@ -1,0 +1,54 @@
+// Zonal statistics: one streaming pass over any number of rasters (on one grid) for any number
+// of parcels. Windows of the rasters are processed in parallel on the engine's scheduler; each
+// window's parcels come from a window index built once; the cells a parcel covers in a window
+// get their coverage fractions (vectors/coverage.hpp) and feed per-parcel accumulators that
+// merge in window order, so results are identical for any thread count. A parcel's values list
+// (kept only when quantiles or class statistics are asked) is released as soon as its last
+// window is merged, so memory is bounded by the window budget and the parcels that span the
+// windows in flight, not by the raster size.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/scheduler.hpp"
+#include "vectors/coverage.hpp"
+#include "vectors/parcels.hpp"
+
+namespace fw::vectors {
+
+struct ZonalRaster {
+  std::string path;
+  int band = 1;
+  std::string name;  // column prefix; "" = the file's stem
+};
+
+// Statistics (weighted by coverage fraction; in center and all_touched modes every counted cell
+// weighs 1): count (sum of weights of valid cells), sum, mean, min, max, variance (population),
+// stdev, median, pNN (quantile NN %, e.g. p10), majority, minority, variety, frac (one column per
+// class value: its share of the valid weight), coverage (covered weight, valid or not),
+// valid_fraction (count / coverage), cells (cells touched with a positive weight).
+struct ZonalOptions {
+  CoverageMode mode = CoverageMode::kExact;
+  std::vector<std::string> stats = {"count", "mean"};
+};
+
+struct ZonalTable {
+  std::vector<std::string> columns;       // <raster>_<stat>
+  std::vector<std::vector<double>> rows;  // per parcel (ParcelSet order); NaN where undefined
+};
+
+// Throws fw::Error: usage (unknown statistic), input (rasters on different grids, no parcel
+// overlapping the rasters).
+ZonalTable zonal_stats(const ParcelSet& parcels, const std::vector<ZonalRaster>& rasters,
+                       const ZonalOptions& options, const SchedulerOptions& scheduler = {});
+
+// The grid of the rasters (all must share it).
+Grid zonal_grid(const std::vector<ZonalRaster>& rasters);
+
+// Writes the parcels with their statistics: .csv (no geometry), .geojson (RFC 7946), .gpkg.
+void write_zonal(const std::string& path, const ParcelSet& parcels, const ZonalTable& table,
+                 const Crs& crs);
+
+}  // namespace fw::vectors
