@@ -15,5 +15,6 @@ void add_synth(CLI::App& app, Action& action);
 void add_indices(CLI::App& app, Action& action);
 void add_change(CLI::App& app, Action& action);
 void add_zonal(CLI::App& app, Action& action);
+void add_indicators(CLI::App& app, Action& action);
 
 }  // namespace fw::cli

@@ -224,7 +224,10 @@ ParcelSet load_parcels(const ParcelOptions& opt, const Grid& grid) {
                       " (are its coordinates really in that system? give the right one)",
                   ctx);
     }
-    if (!g->IsValid()) {
+    CPLPushErrorHandler(CPLQuietErrorHandler);  // GEOS explains invalidity as warnings
+    const bool valid = g->IsValid();
+    CPLPopErrorHandler();
+    if (!valid) {
       GeometryPtr fixed(g->MakeValid());
       g = polygonal_part(std::move(fixed));
       if (!g) {

@@ -86,7 +86,8 @@ double weighted_quantile(std::vector<std::pair<double, double>>& v, double q) {
 
 struct StatSpec {
   std::string name;
-  double q = 0;  // quantile for pNN
+  double q = 0;  // quantile for pNN; threshold for aboveT
+  bool above = false;
 };
 
 std::vector<StatSpec> parse_stats(const std::vector<std::string>& names, bool& need_values,
@@ -98,7 +99,15 @@ std::vector<StatSpec> parse_stats(const std::vector<std::string>& names, bool& n
   need_values = need_classes = false;
   for (const auto& n : names) {
     StatSpec s{n};
-    if (n.size() > 1 && n[0] == 'p' && std::all_of(n.begin() + 1, n.end(), ::isdigit)) {
+    if (n.rfind("above", 0) == 0 && n.size() > 5) {
+      try {
+        s.q = std::stod(n.substr(5));
+      } catch (const std::exception&) {
+        throw_usage("bad statistic '" + n + "' (aboveT: the share of the valid weight above T)");
+      }
+      s.above = true;
+      need_values = true;
+    } else if (n.size() > 1 && n[0] == 'p' && std::all_of(n.begin() + 1, n.end(), ::isdigit)) {
       s.q = std::stod(n.substr(1)) / 100.0;
       if (s.q > 1) throw_usage("quantile '" + n + "' above p100");
       need_values = true;
@@ -144,10 +153,16 @@ Grid zonal_grid(const std::vector<ZonalRaster>& rasters) {
 
 ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& rasters,
                        const ZonalOptions& opt, const SchedulerOptions& so) {
-  bool need_values = false, need_classes = false;
-  const std::vector<StatSpec> stats = parse_stats(opt.stats, need_values, need_classes);
   const Grid grid = zonal_grid(rasters);
   const std::size_t nr = rasters.size(), np = set.parcels.size();
+  // Statistics per raster (its own list, or the options').
+  std::vector<std::vector<StatSpec>> rstats(nr);
+  std::vector<char> need_values(nr), need_classes(nr);
+  for (std::size_t r = 0; r < nr; ++r) {
+    bool v = false, c = false;
+    rstats[r] = parse_stats(rasters[r].stats.empty() ? opt.stats : rasters[r].stats, v, c);
+    need_values[r] = v, need_classes[r] = c;
+  }
   // Rasters: per-thread handles, nodata.
   std::vector<std::unique_ptr<DatasetPool>> pools;
   std::vector<std::optional<double>> nodata(nr);
@@ -210,7 +225,8 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
       Acc& a = acc[i][r];
       Final& f = finals[i][r];
       std::map<double, double> cw;
-      if (need_classes) {
+      const auto& stats = rstats[r];
+      if (need_classes[r]) {
         for (const auto& [v, w] : a.values) cw[v] += w;
       }
       for (const StatSpec& s : stats) {
@@ -293,7 +309,7 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
                 ++a.cells;
                 const double v = row[x];
                 if (std::isnan(v) || (nodata[r] && v == *nodata[r])) continue;
-                a.add(v, f, need_values);
+                a.add(v, f, need_values[r] != 0);
               }
             }
           }
@@ -323,7 +339,7 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
     return std::string(buf);
   };
   for (std::size_t r = 0; r < nr; ++r) {
-    for (const StatSpec& s : stats) {
+    for (const StatSpec& s : rstats[r]) {
       if (s.name == "frac") {
         for (double c : class_values[r])
           table.columns.push_back(names[r] + "_frac_" + fmt_class(c));
@@ -340,7 +356,7 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
       std::size_t fi = 0;
       double valid = 0;
       for (const auto& [c, w] : f.class_weight) valid += w;
-      for (const StatSpec& s : stats) {
+      for (const StatSpec& s : rstats[r]) {
         if (s.name == "frac") {
           for (double c : class_values[r]) {
             auto it = f.class_weight.find(c);
@@ -368,10 +384,14 @@ void write_zonal(const std::string& path, const ParcelSet& set, const ZonalTable
     drv = "GPKG";
   else
     throw_usage("unknown output format '" + ext + "' (.csv, .geojson or .gpkg)", {.file = path});
+  // Pass-through attributes, except those named like the columns written here.
+  auto reserved = [&](const std::string& n) {
+    if (n == "parcel_id" || n == "area_m2" || n == "outside" || n == "repaired") return true;
+    return std::find(table.columns.begin(), table.columns.end(), n) != table.columns.end();
+  };
   std::vector<FieldDef> fields = {{"parcel_id", OFTString}};
   for (const auto& f : set.fields) {
-    if (f.name == "parcel_id") continue;
-    fields.push_back(f);
+    if (!reserved(f.name)) fields.push_back(f);
   }
   fields.push_back({"area_m2", OFTReal});
   fields.push_back({"outside", OFTInteger});
@@ -386,7 +406,7 @@ void write_zonal(const std::string& path, const ParcelSet& set, const ZonalTable
     int k = 0;
     f.SetField(k++, p.id.c_str());
     for (std::size_t a = 0; a < set.fields.size(); ++a) {
-      if (set.fields[a].name == "parcel_id") continue;
+      if (reserved(set.fields[a].name)) continue;
       if (!p.attrs[a].empty()) f.SetField(k, p.attrs[a].c_str());
       ++k;
     }

@@ -21,12 +21,14 @@ namespace fw::vectors {
 struct ZonalRaster {
   std::string path;
   int band = 1;
-  std::string name;  // column prefix; "" = the file's stem
+  std::string name;                // column prefix; "" = the file's stem
+  std::vector<std::string> stats;  // its own statistics; empty = ZonalOptions::stats
 };
 
 // Statistics (weighted by coverage fraction; in center and all_touched modes every counted cell
 // weighs 1): count (sum of weights of valid cells), sum, mean, min, max, variance (population),
-// stdev, median, pNN (quantile NN %, e.g. p10), majority, minority, variety, frac (one column per
+// stdev, median, pNN (quantile NN %, e.g. p10), aboveT (share of the valid weight above T, e.g.
+// above0.3), majority, minority, variety, frac (one column per
 // class value: its share of the valid weight), coverage (covered weight, valid or not),
 // valid_fraction (count / coverage), cells (cells touched with a positive weight).
 struct ZonalOptions {

@@ -1,0 +1,176 @@
+// `farmwatch zonal` and `farmwatch indicators` end to end on a small synth scene: outputs in
+// every format, RFC 7946 GeoJSON, encroachment against the planted truth, and bad input.
+#include <gtest/gtest.h>
+#include <ogrsf_frmts.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "engine/atomic_file.hpp"
+#include "engine/gdal_handles.hpp"
+#include "pipelines/synth.hpp"
+#include "tests/rasters/raster_fixtures.hpp"
+#include "tests/test_util.hpp"
+
+namespace fw {
+namespace {
+
+const std::string kBin = FW_BINARY;
+
+class CliZonal : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    synth::Options o;
+    o.out = dir_->path();
+    o.width = o.height = 512;
+    o.parcels = 120;
+    o.seed = 21;
+    synth::generate(o);
+    const std::string d = dir_->path();
+    for (int k = 1; k <= 2; ++k) {
+      const std::string s = std::to_string(k);
+      ASSERT_EQ(test::run(kBin + " --log-level warn indices --input " + d + "/date" + s +
+                          ".tif --mask " + d + "/date" + s +
+                          "_scl.tif --mask-type scl --index ndvi --out " + d + "/ndvi" + s),
+                0);
+    }
+    ASSERT_EQ(test::run(kBin + " --log-level warn change --before " + d + "/date1.tif --after " +
+                        d + "/date2.tif --mask-before " + d + "/date1_scl.tif --mask-after " + d +
+                        "/date2_scl.tif --mask-type scl --mask-buffer 2 --out " + d + "/change"),
+              0);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::string d(const std::string& name) { return *dir_ / name; }
+  static test::TempDir* dir_;
+};
+test::TempDir* CliZonal::dir_ = nullptr;
+
+TEST_F(CliZonal, WritesCsvGeoJsonAndGeoPackage) {
+  for (const std::string ext : {"csv", "geojson", "gpkg"}) {
+    std::string out;
+    const int rc =
+        test::run(kBin + " --log-level warn zonal --raster " + d("ndvi1/ndvi.tif") + " --raster " +
+                      d("change/change_class.tif") + " --parcels " + d("parcels.gpkg") +
+                      " --stats count,mean,p50,majority --out " + d("zonal." + ext),
+                  &out);
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_TRUE(test::contains(out, "120 parcels of 120 features")) << out;
+  }
+  // CSV: a header with the id, the pass-through attributes and <raster>_<stat> columns.
+  const std::string csv = read_file(d("zonal.csv"));
+  const std::string header = csv.substr(0, csv.find('\n'));
+  for (const char* c :
+       {"parcel_id", "township", "ndvi_count", "ndvi_mean", "ndvi_p50", "change_class_majority"}) {
+    EXPECT_TRUE(test::contains(header, c)) << c << " in " << header;
+  }
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 121);
+  // GeoJSON: RFC 7946, longitude/latitude in WGS 84 (the scene is in UTM 50N, near 117.9 E).
+  const auto j = nlohmann::json::parse(read_file(d("zonal.geojson")));
+  ASSERT_EQ(j["features"].size(), 120u);
+  const auto& geom = j["features"][0]["geometry"];
+  const bool multi = geom["type"] == "MultiPolygon";
+  EXPECT_TRUE(multi || geom["type"] == "Polygon");
+  const auto& pt = multi ? geom["coordinates"][0][0][0] : geom["coordinates"][0][0];
+  EXPECT_GT(pt[0].get<double>(), 116.0);
+  EXPECT_LT(pt[0].get<double>(), 119.0);
+  EXPECT_GT(pt[1].get<double>(), 29.0);
+  EXPECT_LT(pt[1].get<double>(), 32.0);
+  EXPECT_FALSE(j.contains("crs"));  // RFC 7946 has no crs member
+  // GeoPackage: the analysis CRS.
+  DatasetPtr g = open_vector(d("zonal.gpkg"));
+  EXPECT_EQ(Crs::from_ogr(g->GetLayer(0)->GetSpatialRef()).epsg(), 32650);
+  EXPECT_EQ(g->GetLayer(0)->GetFeatureCount(), 120);
+}
+
+TEST_F(CliZonal, IndicatorsFindThePlantedEncroachment) {
+  std::string out;
+  const int rc =
+      test::run(kBin + " --log-level warn indicators --parcels " + d("parcels.gpkg") +
+                    " --ndvi-before " + d("ndvi1/ndvi.tif") + " --ndvi-after " +
+                    d("ndvi2/ndvi.tif") + " --change-class " + d("change/change_class.tif") +
+                    " --out " + d("ind.gpkg") + " --summary " + d("summary.csv"),
+                &out);
+  ASSERT_EQ(rc, 0) << out;
+  // Truth per parcel: the planted construction, bare-soil and new-water area inside it.
+  const auto truth = nlohmann::json::parse(read_file(d("truth.json")));
+  std::map<std::string, double> want;
+  std::set<std::string> planted;
+  DatasetPtr pv = open_vector(d("parcels.gpkg"));
+  std::map<std::string, GeometryPtr> geoms;
+  for (auto& f : *pv->GetLayer(0)) {
+    geoms[f->GetFieldAsString("parcel_id")] = GeometryPtr(f->GetGeometryRef()->clone());
+  }
+  for (const auto& c : truth["changes"]) {
+    for (const auto& p : c["parcels"]) planted.insert(p.get<std::string>());
+    const std::string cat = c["category"];
+    if (cat != "construction" && cat != "bare_soil" && cat != "water_gain") continue;
+    OGRGeometry* g = nullptr;
+    const std::string wkt = c["wkt"];
+    OGRGeometryFactory::createFromWkt(wkt.c_str(), nullptr, &g);
+    GeometryPtr owned(g);
+    for (const auto& p : c["parcels"]) {
+      const std::string id = p;
+      GeometryPtr inter(owned->Intersection(geoms[id].get()));
+      want[id] += inter ? OGR_G_Area(OGRGeometry::ToHandle(inter.get())) : 0.0;
+    }
+  }
+  DatasetPtr ind = open_vector(d("ind.gpkg"));
+  int checked = 0, clean = 0;
+  for (auto& f : *ind->GetLayer(0)) {
+    const std::string id = f->GetFieldAsString("parcel_id");
+    const double got = f->GetFieldAsDouble("encroach_area_m2");
+    const std::string alert = f->GetFieldAsString("alert_level");
+    EXPECT_TRUE(alert == "none" || alert == "watch" || alert == "warning" || alert == "alarm");
+    if (want[id] >= 1000) {
+      // Planted encroachment of 1.5 mu or more is found (10 m pixels: edge pixels make the
+      // area differ; see docs/zonal.md for the measured errors).
+      EXPECT_GT(got, 0.5 * want[id]) << id;
+      EXPECT_LT(got, 2.0 * want[id]) << id;
+      EXPECT_NE(alert, "none") << id;
+      ++checked;
+    } else if (!planted.count(id)) {
+      // No planted change: at most one pixel's area.
+      EXPECT_LE(got, 100.0 + 1e-6) << id;
+      ++clean;
+    }
+  }
+  EXPECT_GT(checked, 0);
+  EXPECT_GT(clean, 50);
+  // The summary has one line per village and one per township.
+  const std::string sum = read_file(d("summary.csv"));
+  EXPECT_TRUE(test::contains(sum, "township,village,parcels")) << sum;
+  EXPECT_TRUE(test::contains(sum, "\"*\"")) << sum;
+}
+
+TEST_F(CliZonal, BadInputExitsWithCode3AndWritesNothing) {
+  const std::string base = kBin + " --log-level warn zonal --raster " + d("ndvi1/ndvi.tif");
+  std::string out;
+  EXPECT_EQ(test::run(base + " --parcels " + d("nope.gpkg") + " --out " + d("bad1.csv"), &out), 3);
+  EXPECT_TRUE(test::contains(out, "nope.gpkg")) << out;
+  EXPECT_EQ(
+      test::run(base + " --parcels " + d("parcels.gpkg") + " --id-field BSM --out " + d("bad2.csv"),
+                &out),
+      3);
+  EXPECT_TRUE(test::contains(out, "no id field 'BSM'")) << out;
+  EXPECT_EQ(test::run(base + " --parcels " + d("parcels.gpkg") + " --stats mean,mode --out " +
+                          d("bad3.csv"),
+                      &out),
+            2);
+  EXPECT_TRUE(test::contains(out, "unknown statistic 'mode'")) << out;
+  // Rasters on different grids.
+  EXPECT_EQ(test::run(base + " --raster " + d("date1_scl.tif") + " --parcels " + d("parcels.gpkg") +
+                          " --out " + d("bad4.csv"),
+                      &out),
+            3);
+  EXPECT_TRUE(test::contains(out, "grid differs")) << out;
+  for (const char* f : {"bad1.csv", "bad2.csv", "bad3.csv", "bad4.csv"}) {
+    EXPECT_FALSE(std::filesystem::exists(d(f))) << f;
+  }
+}
+
+}  // namespace
+}  // namespace fw
