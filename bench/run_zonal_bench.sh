@@ -5,7 +5,7 @@
 # otbcli_ZonalStatistics; then the full indicator set over three rasters (NDVI of both dates
 # and the change classes). Prints "label seconds peakKiB" (median of 3 runs), and the largest
 # differences from exactextract over the parcels with valid geometry.
-# usage: EXACTEXTRACT=/path/to/exactextract bash bench/run_zonal_bench.sh
+# usage: EXACTEXTRACT=/path/to/exactextract [OTB=1] bash bench/run_zonal_bench.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -43,8 +43,8 @@ if [ -n "${EXACTEXTRACT:-}" ]; then
       -s "mean(ndvi)" -s "count(ndvi)" -o "$W/ee$t.csv" --threads $t
   done
 fi
-if command -v otbcli_ZonalStatistics >/dev/null; then
-  # One run, at most 10 minutes (it rasterises the 20,000 polygons and writes a GeoPackage).
+if [ -n "${OTB:-}" ] && command -v otbcli_ZonalStatistics >/dev/null; then
+  # Opt-in (OTB=1): one run, at most 10 minutes (it rasterises the 20,000 polygons and writes a GeoPackage).
   s=$( { /usr/bin/time -f "%e %M" timeout 600 otbcli_ZonalStatistics -in "$R" -inzone.vector.in "$S/parcels.gpkg" \
     -out.vector.filename "$W/otb_zonal.shp" -inbv -9999 >/dev/null 2>"$W/err"; } 2>&1; tail -1 "$W/err")
   echo "otb_ZonalStatistics_one_run $(echo "$s" | tail -1)"

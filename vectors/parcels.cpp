@@ -8,6 +8,9 @@
 #include <memory>
 #include <unordered_map>
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include "engine/error.hpp"
 #include "engine/log.hpp"
 
@@ -217,68 +220,88 @@ ParcelSet load_parcels(const ParcelOptions& opt, const Grid& grid) {
         continue;
       }
     }
-    if (ct && g->transform(ct.get()) != OGRERR_NONE) {
-      throw_input("feature " + std::to_string(p.fid) + " cannot be transformed from the layer's " +
+    p.geom = std::move(g);
+    set.parcels.push_back(std::move(p));
+  }
+  // Transform, validate and repair in parallel (each thread its own PROJ transformation; GEOS
+  // contexts are per call), then count, drop and check ids serially in feature order.
+  const std::size_t n = set.parcels.size();
+  std::vector<char> failed(n, 0);
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 256), [&](const auto& range) {
+    std::unique_ptr<OGRCoordinateTransformation> local;
+    if (ct) local.reset(ct->Clone());
+    CPLPushErrorHandler(CPLQuietErrorHandler);  // GEOS explains invalidity as warnings
+    for (std::size_t i = range.begin(); i != range.end(); ++i) {
+      Parcel& q = set.parcels[i];
+      GeometryPtr g = std::move(q.geom);
+      if (local && g->transform(local.get()) != OGRERR_NONE) {
+        failed[i] = 1;
+        continue;
+      }
+      if (!g->IsValid()) {
+        g = polygonal_part(GeometryPtr(g->MakeValid()));
+        q.repaired = g != nullptr;
+      } else {
+        g = polygonal_part(std::move(g));
+      }
+      if (!g) continue;  // dropped
+      q.multipart = wkbFlatten(g->getGeometryType()) == wkbMultiPolygon &&
+                    g->toMultiPolygon()->getNumGeometries() > 1;
+      OGREnvelope env;
+      g->getEnvelope(&env);
+      const Extent e{env.MinX, env.MinY, env.MaxX, env.MaxY};
+      if (!e.intersects(ext)) {
+        q.outside = true;
+      } else if (e.xmin < ext.xmin || e.ymin < ext.ymin || e.xmax > ext.xmax ||
+                 e.ymax > ext.ymax) {
+        q.partly_outside = true;
+      }
+      q.area_m2 = OGR_G_Area(OGRGeometry::ToHandle(g.get())) * unit_m * unit_m;
+      q.geom = std::move(g);
+    }
+    CPLPopErrorHandler();
+  });
+  std::vector<Parcel> kept;
+  kept.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    Parcel& q = set.parcels[i];
+    if (failed[i]) {
+      throw_input("feature " + std::to_string(q.fid) + " cannot be transformed from the layer's " +
                       set.source_crs.authority() + " to the analysis grid's " +
                       grid.crs().authority() +
                       " (are its coordinates really in that system? give the right one)",
                   ctx);
     }
-    CPLPushErrorHandler(CPLQuietErrorHandler);  // GEOS explains invalidity as warnings
-    const bool valid = g->IsValid();
-    CPLPopErrorHandler();
-    if (!valid) {
-      GeometryPtr fixed(g->MakeValid());
-      g = polygonal_part(std::move(fixed));
-      if (!g) {
-        ++set.report.dropped;
-        continue;
-      }
-      p.repaired = true;
-      ++set.report.repaired;
-    } else {
-      g = polygonal_part(std::move(g));
-      if (!g) {
-        ++set.report.dropped;
-        continue;
-      }
+    if (!q.geom) {
+      ++set.report.dropped;
+      continue;
     }
-    p.multipart = wkbFlatten(g->getGeometryType()) == wkbMultiPolygon &&
-                  g->toMultiPolygon()->getNumGeometries() > 1;
-    set.report.multipart += p.multipart;
-    OGREnvelope env;
-    g->getEnvelope(&env);
-    const Extent e{env.MinX, env.MinY, env.MaxX, env.MaxY};
-    if (!e.intersects(ext)) {
-      p.outside = true;
-      ++set.report.outside;
-    } else if (e.xmin < ext.xmin || e.ymin < ext.ymin || e.xmax > ext.xmax || e.ymax > ext.ymax) {
-      p.partly_outside = true;
-      ++set.report.partly_outside;
-    }
-    p.area_m2 = OGR_G_Area(OGRGeometry::ToHandle(g.get())) * unit_m * unit_m;
-    p.geom = std::move(g);
+    set.report.repaired += q.repaired;
+    set.report.multipart += q.multipart;
+    set.report.outside += q.outside;
+    set.report.partly_outside += q.partly_outside;
     // Duplicate ids.
-    const int n = ++seen[p.id];
-    if (n > 1) {
+    const int k0 = ++seen[q.id];
+    if (k0 > 1) {
       if (!opt.unique_ids) {
-        throw_input("duplicate id '" + p.id + "' (feature " + std::to_string(p.fid) +
+        throw_input("duplicate id '" + q.id + "' (feature " + std::to_string(q.fid) +
                         "); make ids unique or allow renaming",
                     {.file = opt.file,
                      .layer = set.layer,
                      .field = set.id_field.empty() ? "FID" : set.id_field});
       }
       std::string id;
-      int k = n;
+      int k = k0;
       do {
-        id = p.id + "-" + std::to_string(k++);
+        id = q.id + "-" + std::to_string(k++);
       } while (seen.count(id));
       seen[id] = 1;
-      p.id = id;
+      q.id = id;
       ++set.report.renamed;
     }
-    set.parcels.push_back(std::move(p));
+    kept.push_back(std::move(q));
   }
+  set.parcels = std::move(kept);
   set.report.loaded = static_cast<int64_t>(set.parcels.size());
   log::info(opt.label + ": " + std::to_string(set.report.loaded) + " of " +
                 std::to_string(set.report.features) + " features loaded from layer " + set.layer,

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <memory>
 #include <optional>
 
+#include "engine/atomic_file.hpp"
 #include "engine/error.hpp"
 #include "engine/log.hpp"
 #include "engine/raster_io.hpp"
@@ -397,6 +399,37 @@ void write_zonal(const std::string& path, const ParcelSet& set, const ZonalTable
   fields.push_back({"outside", OFTInteger});
   fields.push_back({"repaired", OFTInteger});
   for (const auto& c : table.columns) fields.push_back({c, OFTReal});
+  if (drv == "CSV") {
+    // Plain CSV (RFC 4180 quoting, UTF-8, empty where undefined), written directly: GDAL's CSV
+    // driver costs a third of a second per 20,000 rows.
+    auto quote = [](const std::string& v) {
+      if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
+      std::string q = "\"";
+      for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+      return q + "\"";
+    };
+    auto num = [](double v) {
+      if (!std::isfinite(v)) return std::string();
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.15g", v);
+      return std::string(buf);
+    };
+    std::string out;
+    for (std::size_t k = 0; k < fields.size(); ++k) out += (k ? "," : "") + quote(fields[k].name);
+    out += "\n";
+    for (std::size_t i = 0; i < set.parcels.size(); ++i) {
+      const Parcel& p = set.parcels[i];
+      out += quote(p.id);
+      for (std::size_t a = 0; a < set.fields.size(); ++a) {
+        if (!reserved(set.fields[a].name)) out += "," + quote(p.attrs[a]);
+      }
+      out += "," + num(p.area_m2) + "," + (p.outside ? "1" : "0") + "," + (p.repaired ? "1" : "0");
+      for (double v : table.rows[i]) out += "," + num(v);
+      out += "\n";
+    }
+    write_file_atomic(path, out);
+    return;
+  }
   VectorWriter out(path, drv);
   OGRLayer& layer = out.add_layer("parcels", crs, drv == "CSV" ? wkbNone : wkbMultiPolygon, fields);
   OGRFeatureDefn* defn = layer.GetLayerDefn();
