@@ -41,11 +41,19 @@ demo: build
 	./$(BUILD)/cli/farmwatch change --before $(DEMO_OUT)/scene/date1.tif --after $(DEMO_OUT)/scene/date2.tif \
 	    --mask-before $(DEMO_OUT)/scene/date1_scl.tif --mask-after $(DEMO_OUT)/scene/date2_scl.tif \
 	    --mask-buffer 2 --out $(DEMO_OUT)/change
+	./$(BUILD)/cli/farmwatch indices --input $(DEMO_OUT)/scene/date1.tif --mask $(DEMO_OUT)/scene/date1_scl.tif \
+	    --index ndvi --out $(DEMO_OUT)/indices_date1
+	./$(BUILD)/cli/farmwatch indicators --parcels $(DEMO_OUT)/scene/parcels.gpkg \
+	    --ndvi-before $(DEMO_OUT)/indices_date1/ndvi.tif --ndvi-after $(DEMO_OUT)/indices_date2/ndvi.tif \
+	    --change-class $(DEMO_OUT)/change/change_class.tif --out $(DEMO_OUT)/parcels.gpkg \
+	    --summary $(DEMO_OUT)/summary.csv
 	@echo
 	@echo "Open in QGIS (Layer > Add Layer > Add Raster/Vector Layer): $(DEMO_OUT)/change/change_class.tif"
 	@echo "(coloured by category), $(DEMO_OUT)/indices_date2/ndvi.tif, $(DEMO_OUT)/scene/date2.tif and"
 	@echo "$(DEMO_OUT)/scene/parcels.gpkg; $(DEMO_OUT)/scene/truth.json lists the planted changes and"
-	@echo "$(DEMO_OUT)/change/change_stats.json the areas found per category."
+	@echo "$(DEMO_OUT)/change/change_stats.json the areas found per category; $(DEMO_OUT)/parcels.gpkg"
+	@echo "holds every parcel's NDVI, encroachment and alert level, $(DEMO_OUT)/summary.csv the totals"
+	@echo "by township and village."
 
 bench: build
 	bash bench/run_bench.sh
