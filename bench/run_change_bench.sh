@@ -19,19 +19,7 @@ W=$OUT/work
 mkdir -p "$W"
 [ -f "$S/date1.tif" ] || "$FW" --log-level warn synth --out "$S" --size "$SIZE" --parcels 20000 --seed 1 >/dev/null
 PY=/usr/bin/python3
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-timeit() {  # label, command...: prints "label seconds peakKiB" (median of 3)
-  local label=$1; shift
-  local ts=() mem=0
-  for i in 1 2 3; do
-    rm -rf "$W"/out; mkdir -p "$W"/out
-    local s
-    s=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$W/err"; } 2>&1; tail -1 "$W/err")
-    ts+=("$(echo "$s" | tail -1 | awk '{print $1}')")
-    mem=$(echo "$s" | tail -1 | awk '{print $2}')
-  done
-  echo "$label $(printf '%s\n' "${ts[@]}" | median) $mem"
-}
+source bench/lib.sh
 # The masks on the 10 m grid (nearest neighbour) for the tools that need equal sizes.
 for d in 1 2; do
   gdal_translate -q -of VRT -outsize "$SIZE" "$SIZE" -r nearest "$S/date${d}_scl.tif" "$W/scl${d}_10m.vrt"

@@ -21,19 +21,7 @@ CO=(); TCO=(); for c in $CO_LIST; do CO+=(--co "$c"); TCO+=(-co "$c"); done
 OTBCO="?&gdal:co:TILED=YES&gdal:co:BLOCKXSIZE=512&gdal:co:BLOCKYSIZE=512&gdal:co:COMPRESS=DEFLATE&gdal:co:ZLEVEL=1&gdal:co:PREDICTOR=3"
 PY=/usr/bin/python3
 # Synth band order: 1 B2 blue, 2 B3 green, 3 B4 red, 4 B8 nir, 5 B11 swir1, 6 B12 swir2.
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-timeit() {  # label, command...: prints "label seconds peakKiB" (median of 3)
-  local label=$1; shift
-  local ts=() mem=0
-  for i in 1 2 3; do
-    rm -rf "$W"/out; mkdir -p "$W"/out
-    local s
-    s=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$W/err"; } 2>&1; tail -1 "$W/err")
-    ts+=("$(echo "$s" | tail -1 | awk '{print $1}')")
-    mem=$(echo "$s" | tail -1 | awk '{print $2}')
-  done
-  echo "$label $(printf '%s\n' "${ts[@]}" | median) $mem"
-}
+source bench/lib.sh
 cat > "$W/calc.sh" <<CALC
 #!/usr/bin/env bash
 # usage: calc.sh NAME EXPRESSION [NAME EXPRESSION...]: one gdal_calc.py run per index

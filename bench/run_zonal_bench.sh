@@ -22,18 +22,7 @@ done
 [ -f "$W/change/change_class.tif" ] || "$FW" --log-level warn change --before "$S/date1.tif" --after "$S/date2.tif" \
   --mask-before "$S/date1_scl.tif" --mask-after "$S/date2_scl.tif" --mask-type scl --out "$W/change" >/dev/null
 R=$W/ndvi1/ndvi.tif
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-timeit() {
-  local label=$1; shift
-  local ts=() mem=0
-  for i in 1 2 3; do
-    local s
-    s=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$W/err"; } 2>&1; tail -1 "$W/err")
-    ts+=("$(echo "$s" | tail -1 | awk '{print $1}')")
-    mem=$(echo "$s" | tail -1 | awk '{print $2}')
-  done
-  echo "$label $(printf '%s\n' "${ts[@]}" | median) $mem"
-}
+source bench/lib.sh
 {
 timeit farmwatch_zonal_mean_count_1thread "$FW" --threads 1 --log-level warn zonal --raster "$R" --parcels "$S/parcels.gpkg" --stats mean,count --out "$W/fw1.csv"
 timeit farmwatch_zonal_mean_count_2threads "$FW" --threads 2 --log-level warn zonal --raster "$R" --parcels "$S/parcels.gpkg" --stats mean,count --out "$W/fw2.csv"

@@ -4,6 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/imagery_options.hpp"
+#include "cli/parcel_options.hpp"
 #include "vectors/indicators.hpp"
 
 namespace fw::cli {
@@ -12,21 +13,14 @@ void add_indicators(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand(
       "indicators", "Per-parcel NDVI, change and encroachment indicators, alert levels, summary");
   struct Args {
-    std::string parcels, layer, id_field = "parcel_id", encoding, crs, out, summary;
+    ParcelArgs parcels;
+    std::string out, summary;
     std::string land_class_field = "land_class", coverage = "exact";
     std::vector<std::string> basic{"permanent_basic_farmland", "永久基本农田"};
     vectors::IndicatorOptions o;
-    bool unique_ids = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--parcels", a->parcels, "Parcels: any OGR vector")->required();
-  cmd->add_option("--layer", a->layer, "Layer (default: the first non-empty polygon layer)");
-  cmd->add_option("--id-field", a->id_field, "Id field (default parcel_id, else the FID)")
-      ->capture_default_str();
-  cmd->add_flag("--unique-ids", a->unique_ids, "Make duplicate ids unique instead of failing");
-  cmd->add_option("--encoding", a->encoding, "Attribute encoding of a shapefile without a .cpg");
-  cmd->add_option("--parcels-crs", a->crs,
-                  "The parcels' CRS when the file has none or a wrong one");
+  add_parcel_options(cmd, a->parcels);
   cmd->add_option("--land-class-field", a->land_class_field,
                   "Field whose values mark permanent basic farmland ('' = none)")
       ->capture_default_str();
@@ -55,13 +49,7 @@ void add_indicators(CLI::App& app, Action& action) {
       }
       if (rasters.empty()) throw_usage("give --ndvi-before, --ndvi-after or --change-class");
       const Grid grid = vectors::zonal_grid(rasters);
-      vectors::ParcelOptions po;
-      po.file = a->parcels;
-      po.layer = a->layer;
-      po.id_field = a->id_field;
-      po.unique_ids = a->unique_ids;
-      po.encoding = a->encoding;
-      po.crs = a->crs;
+      vectors::ParcelOptions po = a->parcels.options();
       po.land_class_field = a->land_class_field;
       po.basic_farmland_values = a->basic;
       vectors::ParcelSet set;

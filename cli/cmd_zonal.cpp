@@ -4,6 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/imagery_options.hpp"
+#include "cli/parcel_options.hpp"
 #include "engine/log.hpp"
 #include "vectors/zonal.hpp"
 
@@ -14,21 +15,13 @@ void add_zonal(CLI::App& app, Action& action) {
       "zonal", "Zonal statistics of one or more rasters (one grid) per parcel, in one pass");
   struct Args {
     std::vector<std::string> rasters, stats{"count", "mean"};
-    std::string parcels, layer, id_field = "parcel_id", coverage = "exact", out, encoding, crs;
-    bool unique_ids = false;
+    ParcelArgs parcels;
+    std::string coverage = "exact", out;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--raster", a->rasters, "Raster(s), on one grid (band 1; FILE:BAND for another)")
       ->required();
-  cmd->add_option("--parcels", a->parcels, "Parcels: any OGR vector")->required();
-  cmd->add_option("--layer", a->layer, "Layer (default: the first non-empty polygon layer)");
-  cmd->add_option("--id-field", a->id_field, "Id field (default parcel_id, else the FID)")
-      ->capture_default_str();
-  cmd->add_flag("--unique-ids", a->unique_ids, "Make duplicate ids unique instead of failing");
-  cmd->add_option("--encoding", a->encoding,
-                  "Attribute encoding of a shapefile without a .cpg (for example GBK)");
-  cmd->add_option("--parcels-crs", a->crs,
-                  "The parcels' CRS when the file has none or a wrong one (e.g. EPSG:4527)");
+  add_parcel_options(cmd, a->parcels);
   cmd->add_option("--stats", a->stats,
                   "count sum mean min max variance stdev median pNN majority minority variety "
                   "frac coverage valid_fraction cells")
@@ -55,13 +48,7 @@ void add_zonal(CLI::App& app, Action& action) {
         rasters.push_back(z);
       }
       const Grid grid = vectors::zonal_grid(rasters);
-      vectors::ParcelOptions po;
-      po.file = a->parcels;
-      po.layer = a->layer;
-      po.id_field = a->id_field;
-      po.unique_ids = a->unique_ids;
-      po.encoding = a->encoding;
-      po.crs = a->crs;
+      const vectors::ParcelOptions po = a->parcels.options();
       const vectors::ParcelSet set = vectors::load_parcels(po, grid);
       vectors::ZonalOptions zo;
       zo.mode = vectors::parse_coverage_mode(a->coverage);

@@ -121,37 +121,41 @@ void BlockScheduler::run(const WindowPlan& plan, Compute&& compute, Consume&& co
                                                   static_cast<std::size_t>(threads_));
   }
   tbb::task_arena arena(threads_);
-  using Item = std::shared_ptr<R>;
+  // Results live in slots owned here, not in the pipeline's tokens: when a kernel throws, oneTBB
+  // cancels the pipeline without destroying the objects in flight, and the slots still free them.
+  std::vector<std::unique_ptr<R>> slots(total);
   arena.execute([&] {
-    tbb::parallel_pipeline(
-        static_cast<std::size_t>(tokens_),
-        tbb::make_filter<void, std::size_t>(tbb::filter_mode::serial_in_order,
-                                            [&](tbb::flow_control& fc) -> std::size_t {
-                                              if (next >= total || cancelled()) {
-                                                fc.stop();
-                                                return 0;
-                                              }
-                                              const int now = ++in_flight;
-                                              int seen = peak.load();
-                                              while (now > seen &&
-                                                     !peak.compare_exchange_weak(seen, now)) {
-                                              }
-                                              return next++;
-                                            }) &
-            tbb::make_filter<std::size_t, Item>(tbb::filter_mode::parallel,
-                                                [&](std::size_t i) -> Item {
-                                                  if (cancelled()) return nullptr;
-                                                  return std::make_shared<R>(
-                                                      compute(plan.windows[i], i));
-                                                }) &
-            tbb::make_filter<Item, void>(tbb::filter_mode::serial_in_order, [&](Item item) {
-              // Windows arrive here in order; `done` is the index of this one.
-              const std::size_t i = done++;
-              if (item && !cancelled()) consume(plan.windows[i], i, *item);
-              item.reset();
-              --in_flight;
-              report(done, total);
-            }));
+    tbb::parallel_pipeline(static_cast<std::size_t>(tokens_),
+                           tbb::make_filter<void, std::size_t>(
+                               tbb::filter_mode::serial_in_order,
+                               [&](tbb::flow_control& fc) -> std::size_t {
+                                 if (next >= total || cancelled()) {
+                                   fc.stop();
+                                   return 0;
+                                 }
+                                 const int now = ++in_flight;
+                                 int seen = peak.load();
+                                 while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+                                 }
+                                 return next++;
+                               }) &
+                               tbb::make_filter<std::size_t, std::size_t>(
+                                   tbb::filter_mode::parallel,
+                                   [&](std::size_t i) -> std::size_t {
+                                     if (!cancelled())
+                                       slots[i] = std::make_unique<R>(compute(plan.windows[i], i));
+                                     return i;
+                                   }) &
+                               tbb::make_filter<std::size_t, void>(
+                                   tbb::filter_mode::serial_in_order, [&](std::size_t i) {
+                                     // Windows arrive here in order.
+                                     done = i + 1;
+                                     std::unique_ptr<R> item = std::move(slots[i]);
+                                     if (item && !cancelled()) consume(plan.windows[i], i, *item);
+                                     item.reset();
+                                     --in_flight;
+                                     report(done, total);
+                                   }));
   });
   peak_in_flight_ = peak.load();
   if (cancelled()) throw Error(ExitCode::kCancelled, "cancelled", {.stage = options_.label});

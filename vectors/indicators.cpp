@@ -161,58 +161,16 @@ Indicators compute_indicators(const ParcelSet& set, const IndicatorOptions& opt,
 
 void write_indicators(const std::string& path, const ParcelSet& set, const Indicators& ind,
                       const Crs& crs) {
-  ZonalTable t;
-  t.columns = ind.columns;
-  t.rows = ind.rows;
-  // Reuse the zonal writer's layout, with the alert and flags as text columns: written here.
-  const std::string ext = std::filesystem::path(path).extension().string();
-  std::string drv = ext == ".csv" ? "CSV" : ext == ".gpkg" ? "GPKG" : "GeoJSON";
-  if (ext != ".csv" && ext != ".gpkg" && ext != ".geojson" && ext != ".json") {
-    throw_usage("unknown output format '" + ext + "' (.csv, .geojson or .gpkg)", {.file = path});
-  }
-  auto reserved = [&](const std::string& n) {
-    if (n == "parcel_id" || n == "basic_farmland" || n == "alert_level" || n == "flags")
-      return true;
-    return std::find(ind.columns.begin(), ind.columns.end(), n) != ind.columns.end();
-  };
-  std::vector<FieldDef> fields = {{"parcel_id", OFTString}};
-  for (const auto& f : set.fields) {
-    if (!reserved(f.name)) fields.push_back(f);
-  }
-  for (const auto& c : ind.columns) fields.push_back({c, OFTReal});
-  fields.push_back({"basic_farmland", OFTInteger});
-  fields.push_back({"alert_level", OFTString});
-  fields.push_back({"flags", OFTString});
-  VectorWriter out(path, drv);
-  OGRLayer& layer = out.add_layer("parcels", crs, drv == "CSV" ? wkbNone : wkbMultiPolygon, fields);
-  OGRFeatureDefn* defn = layer.GetLayerDefn();
+  ParcelColumns cols;
+  cols.numeric = ind.columns;
+  cols.numeric.push_back("basic_farmland");
+  cols.text = {"alert_level", "flags"};
   for (std::size_t i = 0; i < set.parcels.size(); ++i) {
-    const Parcel& p = set.parcels[i];
-    OGRFeature f(defn);
-    int k = 0;
-    f.SetField(k++, p.id.c_str());
-    for (std::size_t a = 0; a < set.fields.size(); ++a) {
-      if (reserved(set.fields[a].name)) continue;
-      if (!p.attrs[a].empty()) f.SetField(k, p.attrs[a].c_str());
-      ++k;
-    }
-    for (double v : ind.rows[i]) {
-      if (std::isfinite(v)) {
-        f.SetField(k, v);
-      } else {
-        f.SetFieldNull(k);
-      }
-      ++k;
-    }
-    f.SetField(k++, p.basic_farmland ? 1 : 0);
-    f.SetField(k++, alert_name(ind.alert[i]));
-    f.SetField(k++, ind.flags[i].c_str());
-    if (drv != "CSV" && p.geom) {
-      f.SetGeometryDirectly(OGRGeometryFactory::forceToMultiPolygon(p.geom->clone()));
-    }
-    out.write(layer, f);
+    cols.values.push_back(ind.rows[i]);
+    cols.values.back().push_back(set.parcels[i].basic_farmland ? 1.0 : 0.0);
+    cols.text_values.push_back({alert_name(ind.alert[i]), ind.flags[i]});
   }
-  out.commit();
+  write_parcels(path, set, cols, crs);
 }
 
 void write_summary_csv(const std::string& path, const ParcelSet& set, const Indicators& ind,

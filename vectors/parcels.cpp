@@ -252,8 +252,7 @@ ParcelSet load_parcels(const ParcelOptions& opt, const Grid& grid) {
       const Extent e{env.MinX, env.MinY, env.MaxX, env.MaxY};
       if (!e.intersects(ext)) {
         q.outside = true;
-      } else if (e.xmin < ext.xmin || e.ymin < ext.ymin || e.xmax > ext.xmax ||
-                 e.ymax > ext.ymax) {
+      } else if (e.xmin < ext.xmin || e.ymin < ext.ymin || e.xmax > ext.xmax || e.ymax > ext.ymax) {
         q.partly_outside = true;
       }
       q.area_m2 = OGR_G_Area(OGRGeometry::ToHandle(g.get())) * unit_m * unit_m;

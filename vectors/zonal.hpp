@@ -49,6 +49,17 @@ ZonalTable zonal_stats(const ParcelSet& parcels, const std::vector<ZonalRaster>&
 // The grid of the rasters (all must share it).
 Grid zonal_grid(const std::vector<ZonalRaster>& rasters);
 
+// Per-parcel columns written with the parcels' id and attributes (attributes named like a
+// column are left out): numeric values (NaN = null), then text values.
+struct ParcelColumns {
+  std::vector<std::string> numeric, text;
+  std::vector<std::vector<double>> values;            // [parcel][numeric]
+  std::vector<std::vector<std::string>> text_values;  // [parcel][text]
+};
+// .csv (no geometry), .geojson (RFC 7946: WGS 84) or .gpkg (`crs`); written atomically.
+void write_parcels(const std::string& path, const ParcelSet& parcels, const ParcelColumns& cols,
+                   const Crs& crs);
+
 // Writes the parcels with their statistics: .csv (no geometry), .geojson (RFC 7946), .gpkg.
 void write_zonal(const std::string& path, const ParcelSet& parcels, const ZonalTable& table,
                  const Crs& crs);

@@ -144,6 +144,19 @@ double auc_low_is_changed(const std::vector<float>& score) {
   return auc / (pos * neg);
 }
 
+// Shares of planted pixels with magnitude >= 1 (found) and of unchanged ones (flagged).
+std::pair<double, double> candidate_shares(const std::vector<float>& mag) {
+  double planted = 0, found = 0, unchanged = 0, flagged = 0;
+  for (std::size_t i = 0; i < mag.size(); ++i) {
+    if (pair().changed[i]) {
+      planted += 1, found += mag[i] >= 1;
+    } else {
+      unchanged += 1, flagged += mag[i] >= 1;
+    }
+  }
+  return {found / planted, flagged / unchanged};
+}
+
 // IR-MAD over every pixel in memory, in double precision: each iteration's weighted covariance
 // by the two-pass textbook formula (means first, then centred products), independent of the
 // mergeable accumulators the raster code uses.
@@ -246,18 +259,11 @@ TEST_F(ChangeMethods, IrmadNoChangeProbabilitySeparatesPlantedChanges) {
   }
   // Change candidates: most planted pixels, few unchanged ones.
   const std::vector<float> mag = band("irmad_auc/change_magnitude.tif");
-  double planted = 0, found = 0, unchanged = 0, flagged = 0;
-  for (std::size_t i = 0; i < mag.size(); ++i) {
-    if (pair().changed[i]) {
-      planted += 1, found += mag[i] >= 1;
-    } else {
-      unchanged += 1, flagged += mag[i] >= 1;
-    }
-  }
-  EXPECT_GE(found / planted, 0.95);
-  EXPECT_LE(flagged / unchanged, 0.01);
-  std::printf("IR-MAD candidates: %.4f of planted, %.4f of unchanged\n", found / planted,
-              flagged / unchanged);
+  const auto [found_share, flagged_share] = candidate_shares(mag);
+  EXPECT_GE(found_share, 0.95);
+  EXPECT_LE(flagged_share, 0.01);
+  std::printf("IR-MAD candidates: %.4f of planted, %.4f of unchanged\n", found_share,
+              flagged_share);
 }
 
 TEST_F(ChangeMethods, NormalisationRecoversGainAndOffset) {
@@ -318,16 +324,9 @@ TEST_F(ChangeMethods, CvaMagnitudeAndDirectionFromTheBands) {
   // 270 degrees.
   EXPECT_GT(dir[kW * 50 + 120], 90.0);
   EXPECT_LT(dir[kW * 50 + 120], 270.0);
-  double planted = 0, found = 0, unchanged = 0, flagged = 0;
-  for (std::size_t i = 0; i < mag.size(); ++i) {
-    if (pair().changed[i]) {
-      planted += 1, found += mag[i] >= 1;
-    } else {
-      unchanged += 1, flagged += mag[i] >= 1;
-    }
-  }
-  EXPECT_GE(found / planted, 0.95);
-  EXPECT_LE(flagged / unchanged, 0.01);
+  const auto [found_share, flagged_share] = candidate_shares(mag);
+  EXPECT_GE(found_share, 0.95);
+  EXPECT_LE(flagged_share, 0.01);
   EXPECT_EQ(r.stats["cva"]["variables"].size(), 3u);
 }
 
