@@ -40,12 +40,13 @@ demo: build
 	    --index ndvi,ndbi,mndwi,bsi --out $(DEMO_OUT)/indices_date2
 	./$(BUILD)/cli/farmwatch change --before $(DEMO_OUT)/scene/date1.tif --after $(DEMO_OUT)/scene/date2.tif \
 	    --mask-before $(DEMO_OUT)/scene/date1_scl.tif --mask-after $(DEMO_OUT)/scene/date2_scl.tif \
-	    --mask-buffer 2 --out $(DEMO_OUT)/change
+	    --mask-buffer 2 --cover --out $(DEMO_OUT)/change
 	./$(BUILD)/cli/farmwatch indices --input $(DEMO_OUT)/scene/date1.tif --mask $(DEMO_OUT)/scene/date1_scl.tif \
 	    --index ndvi --out $(DEMO_OUT)/indices_date1
 	./$(BUILD)/cli/farmwatch indicators --parcels $(DEMO_OUT)/scene/parcels.gpkg \
 	    --ndvi-before $(DEMO_OUT)/indices_date1/ndvi.tif --ndvi-after $(DEMO_OUT)/indices_date2/ndvi.tif \
-	    --change-class $(DEMO_OUT)/change/change_class.tif --out $(DEMO_OUT)/parcels.gpkg \
+	    --change-class $(DEMO_OUT)/change/change_class.tif --change-cover $(DEMO_OUT)/change/change_cover.tif \
+	    --out $(DEMO_OUT)/parcels.gpkg \
 	    --summary $(DEMO_OUT)/summary.csv
 	@echo
 	@echo "Open in QGIS (Layer > Add Layer > Add Raster/Vector Layer): $(DEMO_OUT)/change/change_class.tif"

@@ -20,7 +20,7 @@ void add_change(CLI::App& app, Action& action) {
     std::vector<std::string> rules, cva_vars{"ndvi", "ndbi", "mndwi", "bsi"};
     int64_t sample = 1 << 20;
     int max_iterations = 100;
-    bool mad_variates = false, normalize = false;
+    bool mad_variates = false, normalize = false, cover = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--before", a->before.files, "Date 1 raster(s)")->required();
@@ -54,6 +54,9 @@ void add_change(CLI::App& app, Action& action) {
   cmd->add_flag("--normalize", a->normalize,
                 "Normalise date 2 onto date 1 first (orthogonal regression over IR-MAD "
                 "no-change pixels): for pairs from different seasons or sensors");
+  cmd->add_flag("--cover", a->cover,
+                "Also write change_cover.tif: per category, the share of each pixel the change "
+                "covers (sub-pixel, linear mixing; per cent), for exact changed areas");
   cmd->add_option("--threshold", a->threshold, "mad (median +- k MAD) or otsu")
       ->check(CLI::IsMember({"mad", "otsu"}))
       ->capture_default_str();
@@ -78,6 +81,7 @@ void add_change(CLI::App& app, Action& action) {
       o.irmad_max_iterations = a->max_iterations;
       o.mad_variates = a->mad_variates;
       o.normalize = a->normalize;
+      o.cover = a->cover;
       o.threshold_method = a->threshold;
       o.mad_k = a->mad_k;
       o.out_dir = a->out;

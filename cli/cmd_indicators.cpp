@@ -21,15 +21,19 @@ void add_indicators(CLI::App& app, Action& action) {
   };
   auto a = std::make_shared<Args>();
   add_parcel_options(cmd, a->parcels);
-  cmd->add_option("--land-class-field", a->land_class_field,
-                  "Field whose values mark permanent basic farmland ('' = none)")
-      ->capture_default_str();
+  CLI::Option* land_class =
+      cmd->add_option("--land-class-field", a->land_class_field,
+                      "Field whose values mark permanent basic farmland ('' = none)")
+          ->capture_default_str();
   cmd->add_option("--basic-farmland", a->basic, "Values of that field meaning basic farmland")
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--ndvi-before", a->o.ndvi_before, "NDVI of date 1 (farmwatch indices)");
   cmd->add_option("--ndvi-after", a->o.ndvi_after, "NDVI of date 2");
   cmd->add_option("--change-class", a->o.change_class, "change_class.tif (farmwatch change)");
+  cmd->add_option("--change-cover", a->o.change_cover,
+                  "change_cover.tif (farmwatch change --cover): changed areas from the "
+                  "sub-pixel cover instead of whole pixels");
   cmd->add_option("--vegetated-ndvi", a->o.vegetated_ndvi, "NDVI above which a cell is vegetated")
       ->capture_default_str();
   cmd->add_option("--alarm-mu", a->o.alerts.alarm_mu, "Alarm: encroachment on basic farmland, mu")
@@ -41,10 +45,11 @@ void add_indicators(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_option("--out", a->out, "Parcels with indicators: .geojson, .gpkg or .csv")->required();
   cmd->add_option("--summary", a->summary, "Summary CSV by township and village");
-  cmd->callback([&action, a] {
-    action = [a] {
+  cmd->callback([&action, a, land_class] {
+    action = [a, land_class] {
       std::vector<vectors::ZonalRaster> rasters;
-      for (const auto* f : {&a->o.ndvi_before, &a->o.ndvi_after, &a->o.change_class}) {
+      for (const auto* f :
+           {&a->o.ndvi_before, &a->o.ndvi_after, &a->o.change_class, &a->o.change_cover}) {
         if (!f->empty()) rasters.push_back({*f, 1, "", {}});
       }
       if (rasters.empty()) throw_usage("give --ndvi-before, --ndvi-after or --change-class");
@@ -52,17 +57,9 @@ void add_indicators(CLI::App& app, Action& action) {
       vectors::ParcelOptions po = a->parcels.options();
       po.land_class_field = a->land_class_field;
       po.basic_farmland_values = a->basic;
-      vectors::ParcelSet set;
-      try {
-        set = vectors::load_parcels(po, grid);
-      } catch (const Error& e) {
-        // The default land-class field is optional.
-        if (a->land_class_field != "land_class" ||
-            std::string(e.what()).find("land-class") == std::string::npos)
-          throw;
-        po.land_class_field.clear();
-        set = vectors::load_parcels(po, grid);
-      }
+      // The default land-class field is optional; one named by the user must exist.
+      po.land_class_optional = land_class->count() == 0;
+      const vectors::ParcelSet set = vectors::load_parcels(po, grid);
       a->o.mode = vectors::parse_coverage_mode(a->coverage);
       const std::string dir = std::filesystem::path(a->out).parent_path().string();
       const auto ind = run_with_progress(dir.empty() ? "." : dir, [&](const SchedulerOptions& so) {

@@ -177,6 +177,8 @@ class Scene {
 
   // Reflectance (before atmosphere and noise) of the point (x, y) in pixel coordinates.
   Spectrum surface(double x, double y, int date, float vigor, SurfaceInfo* info) const;
+  // Whether a planted change's outline crosses the pixel centred at (cx, cy).
+  bool change_edge(double cx, double cy) const;
   // Full pixel value (2x2 supersampled surface, atmosphere, noise, clouds), reflectance.
   void pixel(int64_t col, int64_t row, int date, const std::vector<int>& clouds,
              std::array<float, 6>& out) const;
@@ -627,6 +629,19 @@ Spectrum Scene::change_spectrum(const Change& chg, const Spectrum& before, doubl
   return spectra::mix(before, after, static_cast<float>(chg.mix));
 }
 
+bool Scene::change_edge(double cx, double cy) const {
+  const int i = std::clamp(static_cast<int>(cx / cw), 0, nx - 1);
+  const int j = std::clamp(static_cast<int>(cy / ch), 0, ny - 1);
+  const Cell& c = cells[static_cast<std::size_t>(j * nx + i)];
+  if (c.change < 0) return false;
+  const Change& chg = changes[static_cast<std::size_t>(c.change)];
+  const bool centre = chg.contains(cx, cy);
+  for (int k = 0; k < 4; ++k) {
+    if (chg.contains(cx - 0.5 + (k & 1), cy - 0.5 + (k >> 1)) != centre) return true;
+  }
+  return false;
+}
+
 Spectrum Scene::surface(double x, double y, int date, float vigor, SurfaceInfo* info) const {
   using spectra::of;
   if (info) *info = {};
@@ -668,11 +683,17 @@ void Scene::pixel(int64_t col, int64_t row, int date, const std::vector<int>& ne
   // Within-field vigour: two octaves of smooth noise, in [-1, 1].
   const float vigor = static_cast<float>((vnoise(cx / 6.0, cy / 6.0, 100) - 0.5) * 1.4 +
                                          (vnoise(cx / 2.0, cy / 2.0, 101) - 0.5) * 0.6);
+  // The sensor integrates the pixel's footprint: 2 x 2 samples, 4 x 4 where a change's outline
+  // crosses the pixel (so its changed share is rendered to 1/16, not 1/4).
   Spectrum acc{};
-  for (int s = 0; s < 4; ++s) {
-    const Spectrum v =
-        surface(cx - 0.25 + 0.5 * (s & 1), cy - 0.25 + 0.5 * (s >> 1), date, vigor, nullptr);
-    for (int b = 0; b < 6; ++b) acc[b] += 0.25f * v[b];
+  const int ns = change_edge(cx, cy) ? 4 : 2;
+  const float wgt = 1.0f / static_cast<float>(ns * ns);
+  for (int sy = 0; sy < ns; ++sy) {
+    for (int sx = 0; sx < ns; ++sx) {
+      const Spectrum v =
+          surface(cx - 0.5 + (sx + 0.5) / ns, cy - 0.5 + (sy + 0.5) / ns, date, vigor, nullptr);
+      for (int b = 0; b < 6; ++b) acc[b] += wgt * v[b];
+    }
   }
   // Date 2 sees a slightly different atmosphere (residual of the L2A correction).
   static constexpr float gain2[6] = {1.04f, 1.03f, 1.02f, 1.01f, 1.0f, 1.0f};

@@ -18,6 +18,7 @@
 #include "engine/error.hpp"
 #include "engine/hash.hpp"
 #include "engine/log.hpp"
+#include "engine/raster_io.hpp"
 #include "rasters/cog.hpp"
 #include "rasters/irmad.hpp"
 #include "rasters/stats.hpp"
@@ -264,6 +265,60 @@ Normalization orthogonal_regression(const Covariance& c, int64_t pixels) {
   return n;
 }
 
+// Pass 3 (optional): the sub-pixel cover per category from the classes just written and both
+// dates' bands, on windows grown by the cover's halo. Returns the path written.
+std::string write_cover(PairReader& reader, const Grid& grid, const WindowPlan& plan,
+                        const std::string& class_path, const ChangeOptions& opt,
+                        const SchedulerOptions& so) {
+  constexpr int kCats = kChangeCategories - 1;
+  CogOptions co;
+  co.type = GDT_Byte;
+  co.nodata = kByteNodata;
+  co.overview_resampling = "AVERAGE";
+  for (int c = 1; c <= kCats; ++c)
+    co.descriptions.push_back(std::string(kCategoryNames[static_cast<std::size_t>(c)]) +
+                              "_cover_percent");
+  CogWriter out(opt.out_dir + "/change_cover.tif", grid, kCats, co);
+  DatasetPool classes(class_path);
+  const int64_t halo = opt.cover_options.halo();
+  const Window full = grid.full_window();
+  SchedulerOptions s3 = so;
+  s3.label = "sub-pixel change cover";
+  BlockScheduler(s3).run<std::vector<std::shared_ptr<CogWriter::Chunk>>>(
+      plan,
+      [&](const Window& w, std::size_t) {
+        const Window ew =
+            Window{w.x - halo, w.y - halo, w.w + 2 * halo, w.h + 2 * halo}.intersection(full);
+        std::vector<uint8_t> cls;
+        read_window(classes.local(), 1, ew, cls);
+        std::vector<float> planes, diff;
+        std::vector<uint8_t> valid;
+        reader.read(ew, planes, valid);
+        const std::size_t n = valid.size();
+        diff.resize(kP * n);
+        for (std::size_t k = 0; k < kP; ++k) {
+          const float* a = planes.data() + k * n;
+          const float* b = planes.data() + (kP + k) * n;
+          float* d = diff.data() + k * n;
+          for (std::size_t i = 0; i < n; ++i) d[i] = b[i] - a[i];
+        }
+        const Window core{w.x - ew.x, w.y - ew.y, w.w, w.h};
+        const auto nc = static_cast<std::size_t>(w.pixels());
+        std::vector<uint8_t> cover(kCats * nc);
+        subpixel_cover(cls.data(), diff.data(), kP, ew.w, ew.h, core, kCats, opt.cover_options,
+                       cover.data());
+        std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;
+        for (int c = 0; c < kCats; ++c)
+          chunks.push_back(out.encode(c + 1, w, cover.data() + static_cast<std::size_t>(c) * nc));
+        return chunks;
+      },
+      [&](const Window&, std::size_t, std::vector<std::shared_ptr<CogWriter::Chunk>>& chunks) {
+        for (auto& ch : chunks) out.add(ch);
+      });
+  out.commit();
+  return out.path();
+}
+
 }  // namespace
 
 const char* category_name(ChangeCategory c) {
@@ -308,7 +363,7 @@ std::vector<ChangeRule> default_rules() {
       parse_rule("construction: mndwi0 < 0, dblue > 0.06, blue_red1 > 0.62"),
       // Fired-clay tile roofs: redder than any soil (hematite formed by firing) and with the
       // lower SWIR2/SWIR1 ratio of a ceramic.
-      parse_rule("construction: mndwi0 < 0, red_green1 > 1.7, swir_ratio1 < 0.83, zndvi < -1"),
+      parse_rule("construction: mndwi0 < 0, red_green1 > 1.55, swir_ratio1 < 0.85, zndvi < -1"),
       parse_rule("bare_soil: mndwi0 < 0, zndvi < -1, swir_ratio1 > 0.7"),
       parse_rule("bare_soil: mndwi0 < 0, zbsi > 1, swir_ratio1 > 0.75, ndvi1 < 0.3"),
       parse_rule("vegetation_loss: ndvi0 > 0.3, zndvi < -1"),
@@ -796,6 +851,7 @@ ChangeResult detect_change(const Imagery& before, const Imagery& after, const Gr
     wr->commit();
     res.files.push_back(wr->path());
   }
+  if (opt.cover) res.files.push_back(write_cover(reader, grid, plan, wcls.path(), opt, so));
 
   // change_stats.json
   nlohmann::json j;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/scheduler.hpp"
+#include "rasters/cover.hpp"
 #include "rasters/imagery.hpp"
 
 namespace fw::rasters {
@@ -113,6 +114,10 @@ struct ChangeOptions {
   // over the pixels whose IR-MAD no-change probability exceeds normalize_probability).
   bool normalize = false;
   double normalize_probability = 0.95;
+  // Sub-pixel change cover (rasters/cover.hpp): change_cover.tif, one band per change category,
+  // the share of each pixel it covers in per cent. One more pass over both dates.
+  bool cover = false;
+  CoverOptions cover_options;
   std::string out_dir;
 };
 

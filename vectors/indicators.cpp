@@ -64,6 +64,12 @@ Indicators compute_indicators(const ParcelSet& set, const IndicatorOptions& opt,
     rc = static_cast<int>(rasters.size());
     rasters.push_back({opt.change_class, 1, "cls", {"count", "coverage", "frac"}});
   }
+  int rcov = -1;
+  if (!opt.change_cover.empty()) {
+    rcov = static_cast<int>(rasters.size());
+    for (int k = 1; k <= 6; ++k)
+      rasters.push_back({opt.change_cover, k, "cover" + std::to_string(k), {"sum"}});
+  }
   if (rasters.empty()) throw_usage("no raster for the parcel indicators (NDVI or change classes)");
   ZonalOptions zo;
   zo.mode = opt.mode;
@@ -118,18 +124,24 @@ Indicators compute_indicators(const ParcelSet& set, const IndicatorOptions& opt,
       put("ndvi_delta", delta);
     }
     double encroach = kNaN;
-    if (rc >= 0) {
+    if (rc >= 0 || rcov >= 0) {
       const double valid_w = get(i, "cls_count");
       encroach = 0;
       for (int k = 1; k <= 6; ++k) {
-        const double f = get(i, "cls_frac_" + std::to_string(k));
-        const double m2 = valid_w > 0 ? (std::isnan(f) ? 0.0 : f) * valid_w * px_m2 : 0.0;
+        double m2 = 0;
+        if (rcov >= 0) {
+          const double s = get(i, "cover" + std::to_string(k) + "_sum");
+          m2 = std::isnan(s) ? 0.0 : s / 100.0 * px_m2;
+        } else {
+          const double f = get(i, "cls_frac_" + std::to_string(k));
+          m2 = valid_w > 0 ? (std::isnan(f) ? 0.0 : f) * valid_w * px_m2 : 0.0;
+        }
         put(kClassCols[static_cast<std::size_t>(k - 1)], m2);
         if (k <= 3) encroach += m2;
       }
       put("encroach_area_m2", encroach);
       put("encroach_ratio", p.area_m2 > 0 ? encroach / p.area_m2 : kNaN);
-      if (std::isnan(v1)) v1 = share("cls");
+      if (std::isnan(v1) && rc >= 0) v1 = share("cls");
     }
     // Alert level.
     const AlertRules& a = opt.alerts;

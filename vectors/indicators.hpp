@@ -25,6 +25,9 @@ struct AlertRules {
 
 struct IndicatorOptions {
   std::string ndvi_before, ndvi_after, change_class;  // rasters on one grid ("" = absent)
+  // change_cover.tif (rasters/cover.hpp): when given, the changed areas per category come from
+  // the sub-pixel cover (band k = class k, per cent) instead of whole classified pixels.
+  std::string change_cover;
   double vegetated_ndvi = 0.3;
   double cloudy_below = 0.5;  // flag a parcel cloudy when its cloud-free share is below this
   CoverageMode mode = CoverageMode::kExact;

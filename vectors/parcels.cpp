@@ -146,7 +146,7 @@ ParcelSet load_parcels(const ParcelOptions& opt, const Grid& grid) {
   int class_index = -1;
   if (!opt.land_class_field.empty()) {
     class_index = defn->GetFieldIndex(opt.land_class_field.c_str());
-    if (class_index < 0) {
+    if (class_index < 0 && !opt.land_class_optional) {
       throw_input("no land-class field '" + opt.land_class_field + "'",
                   {.file = opt.file, .layer = set.layer, .field = opt.land_class_field});
     }

@@ -19,8 +19,9 @@ struct ParcelOptions {
   std::string file;
   std::string layer;                   // "" = the first non-empty polygon layer
   std::string id_field = "parcel_id";  // the FID when this default field is absent
-  bool unique_ids = false;       // make duplicate ids unique (id-2, id-3...) instead of failing
-  std::string land_class_field;  // e.g. DLMC; "" = none
+  bool unique_ids = false;           // make duplicate ids unique (id-2, id-3...) instead of failing
+  std::string land_class_field;      // e.g. DLMC; "" = none
+  bool land_class_optional = false;  // a missing land-class field means no basic farmland
   std::vector<std::string> basic_farmland_values;  // values of it meaning permanent basic farmland
   std::string encoding;           // force the attribute encoding (e.g. GBK) of a shapefile
   std::string crs;                // the file's CRS when it has none or a wrong one ("EPSG:4527")

@@ -35,10 +35,11 @@ class CliZonal : public ::testing::Test {
                           "_scl.tif --mask-type scl --index ndvi --out " + d + "/ndvi" + s),
                 0);
     }
-    ASSERT_EQ(test::run(kBin + " --log-level warn change --before " + d + "/date1.tif --after " +
-                        d + "/date2.tif --mask-before " + d + "/date1_scl.tif --mask-after " + d +
-                        "/date2_scl.tif --mask-type scl --mask-buffer 2 --out " + d + "/change"),
-              0);
+    ASSERT_EQ(
+        test::run(kBin + " --log-level warn change --before " + d + "/date1.tif --after " + d +
+                  "/date2.tif --mask-before " + d + "/date1_scl.tif --mask-after " + d +
+                  "/date2_scl.tif --mask-type scl --mask-buffer 2 --cover --out " + d + "/change"),
+        0);
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -95,24 +96,30 @@ TEST_F(CliZonal, WritesCsvGeoJsonAndGeoPackage) {
 
 TEST_F(CliZonal, IndicatorsFindThePlantedEncroachment) {
   std::string out;
-  const int rc =
-      test::run(kBin + " --log-level warn indicators --parcels " + d("parcels.gpkg") +
-                    " --ndvi-before " + d("ndvi1/ndvi.tif") + " --ndvi-after " +
-                    d("ndvi2/ndvi.tif") + " --change-class " + d("change/change_class.tif") +
-                    " --out " + d("ind.gpkg") + " --summary " + d("summary.csv"),
-                &out);
-  ASSERT_EQ(rc, 0) << out;
+  const std::string base = kBin + " --log-level warn indicators --parcels " + d("parcels.gpkg") +
+                           " --ndvi-before " + d("ndvi1/ndvi.tif") + " --ndvi-after " +
+                           d("ndvi2/ndvi.tif") + " --change-class " + d("change/change_class.tif");
+  ASSERT_EQ(test::run(base + " --change-cover " + d("change/change_cover.tif") + " --out " +
+                          d("ind.gpkg") + " --summary " + d("summary.csv"),
+                      &out),
+            0)
+      << out;
+  // The same from whole classified pixels.
+  ASSERT_EQ(test::run(base + " --out " + d("ind_hard.gpkg"), &out), 0) << out;
   // Truth per parcel: the planted construction, bare-soil and new-water area inside it.
   const auto truth = nlohmann::json::parse(read_file(d("truth.json")));
   std::map<std::string, double> want;
-  std::set<std::string> planted;
+  std::set<std::string> planted, cloudy;
   DatasetPtr pv = open_vector(d("parcels.gpkg"));
   std::map<std::string, GeometryPtr> geoms;
   for (auto& f : *pv->GetLayer(0)) {
     geoms[f->GetFieldAsString("parcel_id")] = GeometryPtr(f->GetGeometryRef()->clone());
   }
   for (const auto& c : truth["changes"]) {
-    for (const auto& p : c["parcels"]) planted.insert(p.get<std::string>());
+    for (const auto& p : c["parcels"]) {
+      planted.insert(p.get<std::string>());
+      if (c["cloud_fraction"].get<double>() > 0) cloudy.insert(p.get<std::string>());
+    }
     const std::string cat = c["category"];
     if (cat != "construction" && cat != "bare_soil" && cat != "water_gain") continue;
     OGRGeometry* g = nullptr;
@@ -125,28 +132,39 @@ TEST_F(CliZonal, IndicatorsFindThePlantedEncroachment) {
       want[id] += inter ? OGR_G_Area(OGRGeometry::ToHandle(inter.get())) : 0.0;
     }
   }
+  std::map<std::string, double> hard;
+  DatasetPtr ih = open_vector(d("ind_hard.gpkg"));
+  for (auto& f : *ih->GetLayer(0))
+    hard[f->GetFieldAsString("parcel_id")] = f->GetFieldAsDouble("encroach_area_m2");
   DatasetPtr ind = open_vector(d("ind.gpkg"));
   int checked = 0, clean = 0;
+  double worst = 0, worst_hard = 0;
   for (auto& f : *ind->GetLayer(0)) {
     const std::string id = f->GetFieldAsString("parcel_id");
     const double got = f->GetFieldAsDouble("encroach_area_m2");
     const std::string alert = f->GetFieldAsString("alert_level");
     EXPECT_TRUE(alert == "none" || alert == "watch" || alert == "warning" || alert == "alarm");
-    if (want[id] >= 1000) {
-      // Planted encroachment of 1.5 mu or more is found (10 m pixels: edge pixels make the
-      // area differ; see docs/zonal.md for the measured errors).
-      EXPECT_GT(got, 0.5 * want[id]) << id;
-      EXPECT_LT(got, 2.0 * want[id]) << id;
+    if (want[id] >= 10000.0 / 15.0 && !cloudy.count(id)) {
+      // Issue 5: planted encroachment of 1 mu or more is measured within 10 % (sub-pixel
+      // cover; whole pixels are off by up to 60 % on patches of a few pixels).
+      EXPECT_NEAR(got, want[id], 0.10 * want[id]) << id;
+      worst = std::max(worst, std::abs(got - want[id]) / want[id]);
+      worst_hard = std::max(worst_hard, std::abs(hard[id] - want[id]) / want[id]);
       EXPECT_NE(alert, "none") << id;
       ++checked;
     } else if (!planted.count(id)) {
       // No planted change: at most one pixel's area.
       EXPECT_LE(got, 100.0 + 1e-6) << id;
+      EXPECT_LE(hard[id], 100.0 + 1e-6) << id;
       ++clean;
     }
   }
-  EXPECT_GT(checked, 0);
+  EXPECT_GE(checked, 5);
   EXPECT_GT(clean, 50);
+  // The cover is what makes the difference: whole pixels miss the 10 % somewhere.
+  EXPECT_GT(worst_hard, 0.10);
+  std::printf("encroachment: %d parcels, worst error %.1f %% (whole pixels %.1f %%)\n", checked,
+              100 * worst, 100 * worst_hard);
   // The summary has one line per village and one per township.
   const std::string sum = read_file(d("summary.csv"));
   EXPECT_TRUE(test::contains(sum, "township,village,parcels")) << sum;

@@ -1,0 +1,42 @@
+// Sub-pixel change cover: the share of each pixel covered by a change, per change category.
+//
+// A hard change class counts a pixel whole or not at all, so a patch's edge pixels (partly
+// changed) overstate or understate its area, and on a patch of a few mu the error is tens of
+// per cent. The cover model is linear spectral mixing (each pixel's reflectance is the
+// area-weighted mean of what it covers), applied locally:
+//  - the background change e0 near pixel p is the mean date-2 minus date-1 difference of the
+//    unchanged pixels within `radius` that do not touch a change (phenology, atmosphere);
+//  - the full change of category c near p is the mean of e = d - e0 over the most changed pixels
+//    of class c within `radius` (those with |e|^2 >= ref_share x the largest);
+//  - p's share of c is the projection f = e_p . ref / |ref|^2, clipped to [0, 1], and 1 for a
+//    pixel whose eight neighbours all share its class (an interior pixel);
+//  - a pixel next to a change (changed itself, or unchanged but touching one) takes, among the
+//    categories of its 3 x 3 neighbourhood whose mixture explains it (residual |e_p - f ref|^2
+//    at most max_residual x |e_p|^2), the one with the strongest full change: a construction
+//    patch's half-covered edge pixel that the rules call vegetation loss is construction at
+//    about one half. An unchanged pixel counts only from min_fraction up.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/grid.hpp"
+
+namespace fw::rasters {
+
+struct CoverOptions {
+  int radius = 2;  // the neighbourhood for references and background: (2 radius + 1)^2
+  double ref_share = 0.8;
+  double max_residual = 0.3;
+  double min_fraction = 0.1;
+  int halo() const { return radius + 1; }
+};
+
+// One window. `cls`: class codes over the expanded window ew_w x ew_h (0 no change,
+// 1..categories a change, anything else no data); `diff`: nbands planes of date 2 minus date 1
+// over the same expanded window; `core`: the output window inside it (ew coordinates).
+// `out`: `categories` planes of core.w x core.h, the cover in per cent (0..100), 255 where the
+// class is no data.
+void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t ew_w, int64_t ew_h,
+                    const Window& core, int categories, const CoverOptions& options, uint8_t* out);
+
+}  // namespace fw::rasters
