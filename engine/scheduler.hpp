@@ -5,6 +5,7 @@
 
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
@@ -26,6 +27,20 @@ void set_default_threads(int threads);
 int default_threads();
 void set_default_memory_mib(double mib);
 double default_memory_mib();
+
+// f(i) for i in [0, n) in parallel on at most `threads` threads (0 = default_threads()), so
+// that --threads bounds every parallel loop, not only the block scheduler's.
+template <class F>
+void parallel_for_n(std::size_t n, F&& f, int threads = 0) {
+  const int t = threads > 0 ? threads : default_threads();
+  if (n == 0) return;
+  if (tbb::this_task_arena::max_concurrency() <= t) {
+    tbb::parallel_for(std::size_t{0}, n, f);
+    return;
+  }
+  tbb::task_arena arena(t);
+  arena.execute([&] { tbb::parallel_for(std::size_t{0}, n, f); });
+}
 
 // Windows covering a width x height raster, row-major, each a whole number of blocks (the last
 // row/column clipped to the raster).

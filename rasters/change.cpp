@@ -226,7 +226,7 @@ Covariance sample_pass(const std::vector<float>& sample, const Weighting& wt) {
   constexpr std::size_t kChunk = 16384, D = 2 * kP;
   const std::size_t m = sample.size() / D, chunks = (m + kChunk - 1) / kChunk;
   std::vector<Covariance> parts(chunks);
-  tbb::parallel_for(std::size_t{0}, chunks, [&](std::size_t c) {
+  parallel_for_n(chunks, [&](std::size_t c) {
     const std::size_t lo = c * kChunk, hi = std::min(m, lo + kChunk);
     parts[c] = accumulate(sample.data() + lo * D, hi - lo, wt);
   });
@@ -591,7 +591,7 @@ ChangeResult detect_change(const Imagery& before, const Imagery& after, const Gr
       } else {
         const std::size_t m = stats.sample.size() / (2 * kP);
         std::vector<double> c(m);
-        tbb::parallel_for(std::size_t{0}, m, [&](std::size_t i) {
+        parallel_for_n(m, [&](std::size_t i) {
           const float* row = stats.sample.data() + i * 2 * kP;
           c[i] = k.chi2(row, row + kP, 1);
         });

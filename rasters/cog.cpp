@@ -145,7 +145,7 @@ std::vector<EncodedTile> encode_tiles(const float* data, int64_t x0, int64_t y0,
     e.bytes.shrink_to_fit();
   };
   if (parallel && out.size() > 1) {
-    tbb::parallel_for(std::size_t{0}, out.size(), one);
+    parallel_for_n(out.size(), one);
   } else {
     for (std::size_t k = 0; k < out.size(); ++k) one(k);
   }
@@ -556,7 +556,8 @@ void CogWriter::commit() {
   const int threads = options_.threads > 0 ? options_.threads : default_threads();
   if (fast_) {
     Fast& f = *fast_;
-    tbb::parallel_for(std::size_t{0}, f.queue.size(), [&f](std::size_t) { f.help(); });
+    parallel_for_n(
+        f.queue.size(), [&f](std::size_t) { f.help(); }, threads);
     while (f.help()) {
     }
     f.drain(path_);

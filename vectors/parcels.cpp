@@ -8,11 +8,9 @@
 #include <memory>
 #include <unordered_map>
 
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
-
 #include "engine/error.hpp"
 #include "engine/log.hpp"
+#include "engine/scheduler.hpp"
 
 namespace fw::vectors {
 namespace {
@@ -227,11 +225,12 @@ ParcelSet load_parcels(const ParcelOptions& opt, const Grid& grid) {
   // contexts are per call), then count, drop and check ids serially in feature order.
   const std::size_t n = set.parcels.size();
   std::vector<char> failed(n, 0);
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 256), [&](const auto& range) {
+  constexpr std::size_t kChunk = 256;
+  parallel_for_n((n + kChunk - 1) / kChunk, [&](std::size_t chunk) {
     std::unique_ptr<OGRCoordinateTransformation> local;
     if (ct) local.reset(ct->Clone());
     CPLPushErrorHandler(CPLQuietErrorHandler);  // GEOS explains invalidity as warnings
-    for (std::size_t i = range.begin(); i != range.end(); ++i) {
+    for (std::size_t i = chunk * kChunk; i < std::min(n, (chunk + 1) * kChunk); ++i) {
       Parcel& q = set.parcels[i];
       GeometryPtr g = std::move(q.geom);
       if (local && g->transform(local.get()) != OGRERR_NONE) {

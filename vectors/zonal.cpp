@@ -3,6 +3,7 @@
 #include <ogrsf_frmts.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -192,11 +193,18 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
   std::vector<std::vector<uint32_t>> by_window(plan.size());
   std::vector<int64_t> last(np, -1);
   int64_t inside = 0;
+  constexpr std::size_t kChunk = 512;
+  parallel_for_n((np + kChunk - 1) / kChunk,
+                 [&](std::size_t c) {
+                   for (std::size_t i = c * kChunk; i < std::min(np, (c + 1) * kChunk); ++i) {
+                     const Parcel& p = set.parcels[i];
+                     if (p.outside || !p.geom) continue;
+                     px[i] = PixelPolygon::from_ogr(*p.geom, grid.transform());
+                     pwin[i] = px[i].window(grid.full_window());
+                   }
+                 },
+                 so.threads);
   for (std::size_t i = 0; i < np; ++i) {
-    const Parcel& p = set.parcels[i];
-    if (p.outside || !p.geom) continue;
-    px[i] = PixelPolygon::from_ogr(*p.geom, grid.transform());
-    pwin[i] = px[i].window(grid.full_window());
     if (pwin[i].empty()) continue;
     ++inside;
     for (int64_t wy = pwin[i].y / plan.win_h; wy <= (pwin[i].y_end() - 1) / plan.win_h; ++wy) {
@@ -409,24 +417,36 @@ void write_parcels(const std::string& path, const ParcelSet& set, const ParcelCo
       for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
       return q + "\"";
     };
-    auto num = [](double v) {
-      if (!std::isfinite(v)) return std::string();
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.15g", v);
-      return std::string(buf);
-    };
     std::string out;
     for (std::size_t k = 0; k < fields.size(); ++k) out += (k ? "," : "") + quote(fields[k].name);
     out += "\n";
-    for (std::size_t i = 0; i < set.parcels.size(); ++i) {
-      out += quote(set.parcels[i].id);
-      for (std::size_t a : pass) out += "," + quote(set.parcels[i].attrs[a]);
-      for (double v : cols.values[i]) out += "," + num(v);
-      if (!cols.text.empty()) {
-        for (const auto& t : cols.text_values[i]) out += "," + quote(t);
+    // Rows formatted in parallel chunks, joined in order.
+    constexpr std::size_t kRows = 1024;
+    const std::size_t np = set.parcels.size();
+    std::vector<std::string> parts((np + kRows - 1) / kRows);
+    parallel_for_n(parts.size(), [&](std::size_t c) {
+      std::string& o = parts[c];
+      auto num = [&o](double v) {
+        o += ',';
+        if (!std::isfinite(v)) return;
+        char buf[40];
+        const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 15);
+        o.append(buf, r.ptr);
+      };
+      for (std::size_t i = c * kRows; i < std::min(np, (c + 1) * kRows); ++i) {
+        o += quote(set.parcels[i].id);
+        for (std::size_t a : pass) o.append(",").append(quote(set.parcels[i].attrs[a]));
+        for (double v : cols.values[i]) num(v);
+        if (!cols.text.empty()) {
+          for (const auto& t : cols.text_values[i]) o.append(",").append(quote(t));
+        }
+        o += "\n";
       }
-      out += "\n";
-    }
+    });
+    std::size_t bytes = out.size();
+    for (const auto& part : parts) bytes += part.size();
+    out.reserve(bytes);
+    for (const auto& part : parts) out += part;
     write_file_atomic(path, out);
     return;
   }
