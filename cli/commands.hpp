@@ -16,5 +16,6 @@ void add_indices(CLI::App& app, Action& action);
 void add_change(CLI::App& app, Action& action);
 void add_zonal(CLI::App& app, Action& action);
 void add_indicators(CLI::App& app, Action& action);
+void add_patches(CLI::App& app, Action& action);
 
 }  // namespace fw::cli

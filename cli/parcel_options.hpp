@@ -25,8 +25,9 @@ struct ParcelArgs {
   }
 };
 
-inline void add_parcel_options(CLI::App* cmd, ParcelArgs& a) {
-  cmd->add_option("--parcels", a.file, "Parcels: any OGR vector")->required();
+inline void add_parcel_options(CLI::App* cmd, ParcelArgs& a, bool required = true) {
+  auto* o = cmd->add_option("--parcels", a.file, "Parcels: any OGR vector");
+  if (required) o->required();
   cmd->add_option("--layer", a.layer, "Layer (default: the first non-empty polygon layer)");
   cmd->add_option("--id-field", a.id_field, "Id field (default parcel_id, else the FID)")
       ->capture_default_str();

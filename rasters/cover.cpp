@@ -21,7 +21,7 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
   auto is_change = [&](uint8_t c) { return c >= 1 && c <= categories; };
 
   // Per expanded pixel: a valid difference, a change in its 3 x 3 neighbourhood, background.
-  std::vector<uint8_t> finite(n_ew), near(n_ew), bg(n_ew);
+  std::vector<uint8_t> finite(n_ew), near(n_ew), bg(n_ew), interior(n_ew);
   for (std::size_t i = 0; i < n_ew; ++i) {
     bool ok = true;
     for (int b = 0; b < nbands; ++b)
@@ -31,10 +31,15 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
   for (int64_t y = 0; y < ew_h; ++y) {
     for (int64_t x = 0; x < ew_w; ++x) {
       bool any = false;
-      for (int64_t yy = std::max<int64_t>(0, y - 1); yy <= std::min(ew_h - 1, y + 1); ++yy)
-        for (int64_t xx = std::max<int64_t>(0, x - 1); xx <= std::min(ew_w - 1, x + 1); ++xx)
-          any |= is_change(cls[yy * ew_w + xx]);
       const std::size_t i = static_cast<std::size_t>(y * ew_w + x);
+      bool all_same = x > 0 && y > 0 && x < ew_w - 1 && y < ew_h - 1 && is_change(cls[i]);
+      for (int64_t yy = std::max<int64_t>(0, y - 1); yy <= std::min(ew_h - 1, y + 1); ++yy) {
+        for (int64_t xx = std::max<int64_t>(0, x - 1); xx <= std::min(ew_w - 1, x + 1); ++xx) {
+          any |= is_change(cls[yy * ew_w + xx]);
+          all_same &= cls[yy * ew_w + xx] == cls[i];
+        }
+      }
+      interior[i] = all_same;
       near[i] = any;
       bg[i] = !any && cls[i] == 0 && finite[i];
     }
@@ -99,9 +104,19 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
           }
         }
         if (best <= 0) continue;
+        // The reference: the mean of the interior cells of class c (pure), else of the most
+        // changed ones.
         std::array<double, kMaxBands> ref{};
         int nref = 0;
         for (int64_t yy = y0; yy <= y1; ++yy) {
+          for (int64_t xx = x0; xx <= x1; ++xx) {
+            const std::size_t q = static_cast<std::size_t>(yy * ew_w + xx);
+            if (!opt.interior_reference || cls[q] != c || !finite[q] || !interior[q]) continue;
+            for (int b = 0; b < nbands; ++b) ref[b] += e_at(q, b);
+            ++nref;
+          }
+        }
+        for (int64_t yy = y0; yy <= y1 && nref == 0; ++yy) {
           for (int64_t xx = x0; xx <= x1; ++xx) {
             const std::size_t q = static_cast<std::size_t>(yy * ew_w + xx);
             if (cls[q] != c || !finite[q] || mag(q) < opt.ref_share * best) continue;
@@ -116,15 +131,15 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
           dot += e_at(i, b) * ref[b];
         }
         if (rr <= 0) continue;
-        const bool interior = own == c && interior_possible;
-        const double f = interior ? 1.0 : std::clamp(dot / rr, 0.0, 1.0);
+        const bool pure = own == c && interior_possible;
+        const double f = pure ? 1.0 : std::clamp(dot / rr, 0.0, 1.0);
         if (own == c) own_f = f;
         double res = 0;
         for (int b = 0; b < nbands; ++b) {
           const double r = e_at(i, b) - f * ref[b];
           res += r * r;
         }
-        const bool explains = interior || res <= opt.max_residual * std::max(mp, 1e-30);
+        const bool explains = pure || res <= opt.max_residual * std::max(mp, 1e-30);
         const bool enough = is_change(own) || f >= opt.min_fraction;
         if (explains && enough && rr > chosen_rr) {
           chosen = c, chosen_f = f, chosen_rr = rr;

@@ -28,6 +28,7 @@ struct CoverOptions {
   double ref_share = 0.8;
   double max_residual = 0.3;
   double min_fraction = 0.1;
+  bool interior_reference = true;  // reference from interior cells when there are any
   int halo() const { return radius + 1; }
 };
 

@@ -1,0 +1,94 @@
+#include "rasters/chips.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "engine/atomic_file.hpp"
+#include "engine/error.hpp"
+#include "engine/gdal_handles.hpp"
+
+namespace fw::rasters {
+
+void write_chip(const Imagery& im, const Grid& grid, const Window& win,
+                const std::vector<uint8_t>& outline, ChipKind kind, const std::string& path,
+                const ChipOptions& o) {
+  const auto n = static_cast<std::size_t>(win.pixels());
+  if (n == 0) throw_usage("empty chip window");
+  std::array<std::vector<uint8_t>, 3> rgb;
+  for (auto& c : rgb) c.assign(n, 128);
+  auto read = [&](Role r) {
+    std::vector<float> v(n);
+    BandReader(im.band(r, "evidence chips"), grid, Resampling::kBilinear)
+        .read_reflectance(win, v.data());
+    return v;
+  };
+  if (kind == ChipKind::kTrueColour) {
+    const std::array<Role, 3> roles = {Role::kRed, Role::kGreen, Role::kBlue};
+    for (int b = 0; b < 3; ++b) {
+      const std::vector<float> v = read(roles[static_cast<std::size_t>(b)]);
+      std::vector<float> ok;
+      for (float x : v)
+        if (std::isfinite(x)) ok.push_back(x);
+      if (ok.empty()) continue;
+      std::sort(ok.begin(), ok.end());
+      const float lo = ok[static_cast<std::size_t>(o.low * static_cast<double>(ok.size() - 1))];
+      float hi = ok[static_cast<std::size_t>(o.high * static_cast<double>(ok.size() - 1))];
+      if (!(hi > lo)) hi = lo + 1e-3f;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!std::isfinite(v[i])) continue;
+        const float t = std::clamp((v[i] - lo) / (hi - lo), 0.0f, 1.0f);
+        rgb[static_cast<std::size_t>(b)][i] = static_cast<uint8_t>(std::lround(255.0f * t));
+      }
+    }
+  } else {
+    const std::vector<float> red = read(Role::kRed), nir = read(Role::kNir);
+    for (std::size_t i = 0; i < n; ++i) {
+      const float s = nir[i] + red[i];
+      if (!std::isfinite(s) || s == 0) continue;
+      const double t =
+          std::clamp(((nir[i] - red[i]) / s - o.ndvi_min) / (o.ndvi_max - o.ndvi_min), 0.0, 1.0);
+      // Brown (bare) through pale yellow to dark green (dense vegetation).
+      const double r = t < 0.5 ? 140 + (240 - 140) * t * 2 : 240 - (240 - 20) * (t - 0.5) * 2;
+      const double g = t < 0.5 ? 90 + (230 - 90) * t * 2 : 230 - (230 - 120) * (t - 0.5) * 2;
+      const double b = t < 0.5 ? 40 + (150 - 40) * t * 2 : 150 - (150 - 30) * (t - 0.5) * 2;
+      rgb[0][i] = static_cast<uint8_t>(std::lround(r));
+      rgb[1][i] = static_cast<uint8_t>(std::lround(g));
+      rgb[2][i] = static_cast<uint8_t>(std::lround(b));
+    }
+  }
+  for (std::size_t i = 0; i < n && i < outline.size(); ++i) {
+    if (outline[i]) rgb[0][i] = 255, rgb[1][i] = 230, rgb[2][i] = 0;
+  }
+  // Enlarge (nearest) so small patches stay legible.
+  const int64_t f =
+      std::max<int64_t>(1, (o.min_pixels + std::max(win.w, win.h) - 1) / std::max(win.w, win.h));
+  const int64_t W = win.w * f, H = win.h * f;
+  DatasetPtr mem(
+      driver("MEM").Create("", static_cast<int>(W), static_cast<int>(H), 3, GDT_Byte, nullptr));
+  std::vector<uint8_t> big(static_cast<std::size_t>(W * H));
+  for (int b = 0; b < 3; ++b) {
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x)
+        big[static_cast<std::size_t>(y * W + x)] =
+            rgb[static_cast<std::size_t>(b)][static_cast<std::size_t>((y / f) * win.w + x / f)];
+    if (mem->GetRasterBand(b + 1)->RasterIO(
+            GF_Write, 0, 0, static_cast<int>(W), static_cast<int>(H), big.data(),
+            static_cast<int>(W), static_cast<int>(H), GDT_Byte, 0, 0, nullptr) != CE_None)
+      throw_internal("chip raster write failed");
+  }
+  const std::string vsi =
+      "/vsimem/fw-chip-" + std::to_string(reinterpret_cast<uintptr_t>(&big)) + ".png";
+  DatasetPtr png(
+      driver("PNG").CreateCopy(vsi.c_str(), mem.get(), FALSE, nullptr, nullptr, nullptr));
+  if (!png) throw_output("cannot encode the chip as PNG", {.file = path});
+  png.reset();
+  VSIUnlink((vsi + ".aux.xml").c_str());
+  vsi_l_offset len = 0;
+  GByte* data = VSIGetMemFileBuffer(vsi.c_str(), &len, TRUE);
+  std::string bytes(reinterpret_cast<const char*>(data), static_cast<std::size_t>(len));
+  CPLFree(data);
+  write_file_atomic(path, bytes);
+}
+
+}  // namespace fw::rasters
