@@ -94,6 +94,7 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
       const double mp = mag(i);
       int chosen = 0;
       double chosen_f = 0, chosen_rr = 0, own_f = 0;
+      int chosen_rank = -1;
       for (int c = 1; c <= categories; ++c) {
         if (!(cand & (1u << c))) continue;
         double best = 0;
@@ -116,6 +117,8 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
             ++nref;
           }
         }
+        // Class c has interior cells here: a patch of its own, not only the mixed rim of another.
+        const bool patch = nref > 0;
         for (int64_t yy = y0; yy <= y1 && nref == 0; ++yy) {
           for (int64_t xx = x0; xx <= x1; ++xx) {
             const std::size_t q = static_cast<std::size_t>(yy * ew_w + xx);
@@ -141,8 +144,14 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
         }
         const bool explains = pure || res <= opt.max_residual * std::max(mp, 1e-30);
         const bool enough = is_change(own) || f >= opt.min_fraction;
-        if (explains && enough && rr > chosen_rr) {
-          chosen = c, chosen_f = f, chosen_rr = rr;
+        // Ranking of the categories that explain the cell: its own class when that is a patch
+        // here (interior cells in the neighbourhood), then other patches, then rims (classes
+        // with no interior cell, such as the vegetation-loss ring a construction's mixed edge
+        // gets from the rules); within a rank the strongest full change.
+        const int rank = patch ? (own == c ? 2 : 1) : 0;
+        if (explains && enough &&
+            (!chosen || rank > chosen_rank || (rank == chosen_rank && rr > chosen_rr))) {
+          chosen = c, chosen_f = f, chosen_rr = rr, chosen_rank = rank;
         }
       }
       if (!chosen && is_change(own)) chosen = own, chosen_f = own_f;

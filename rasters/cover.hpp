@@ -6,15 +6,20 @@
 // area-weighted mean of what it covers), applied locally:
 //  - the background change e0 near pixel p is the mean date-2 minus date-1 difference of the
 //    unchanged pixels within `radius` that do not touch a change (phenology, atmosphere);
-//  - the full change of category c near p is the mean of e = d - e0 over the most changed pixels
-//    of class c within `radius` (those with |e|^2 >= ref_share x the largest);
+//  - the full change of category c near p is the mean of e = d - e0 over the interior pixels of
+//    class c within `radius` (pure), or when there is none over its most changed pixels (those
+//    with |e|^2 >= ref_share x the largest);
 //  - p's share of c is the projection f = e_p . ref / |ref|^2, clipped to [0, 1], and 1 for a
 //    pixel whose eight neighbours all share its class (an interior pixel);
 //  - a pixel next to a change (changed itself, or unchanged but touching one) takes, among the
 //    categories of its 3 x 3 neighbourhood whose mixture explains it (residual |e_p - f ref|^2
-//    at most max_residual x |e_p|^2), the one with the strongest full change: a construction
-//    patch's half-covered edge pixel that the rules call vegetation loss is construction at
-//    about one half. An unchanged pixel counts only from min_fraction up.
+//    at most max_residual x |e_p|^2): its own class when that class is a patch here (has
+//    interior cells in the neighbourhood); else another patch; else a rim (a class with no
+//    interior cell, like the vegetation-loss ring the rules give a construction's mixed edge);
+//    within a rank, the strongest full change. So a construction's half-covered edge pixel
+//    that the rules call vegetation loss is construction at about one half, while a few
+//    bare-soil pixels inside a real vegetation loss do not take it over. An unchanged pixel
+//    counts only from min_fraction up.
 #pragma once
 
 #include <cstdint>
