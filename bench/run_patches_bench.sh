@@ -27,7 +27,7 @@ export C W
 {
 timeit gdal_sieve_only bash -c 'rm -f "$W/sieved.tif"; gdal_sieve.py -q -st 4 -8 "$C" "$W/sieved.tif"'
 timeit gdal_sieve_plus_polygonize bash -c gdal_chain
-echo "gdal_raw_polygons $(ogrinfo -so "$W/gdal_patches.geojson" gdal_patches 2>/dev/null | grep -o 'Feature Count: [0-9]*')"
+echo "gdal_raw_polygons $(ogrinfo -so -al "$W/gdal_patches.geojson" 2>/dev/null | grep -o "Feature Count: [0-9]*")"
 for t in 1 2; do
   timeit "farmwatch_patches_${t}thread" "$FW" --threads $t --log-level warn patches --change-class "$C" \
     --parcels "$S/parcels.gpkg" --zones "$S/zones.geojson" --out "$W/patches$t"

@@ -12,9 +12,7 @@ namespace fw::pipelines {
 PatchRunResult run_patches(const PatchRun& run, const SchedulerOptions& so) {
   PatchRunResult res;
   std::filesystem::create_directories(run.out_dir);
-  vectors::PatchOptions po = run.patches;
-  if (po.work_dir.empty()) po.work_dir = run.out_dir;
-  res.set = vectors::extract_patches(po, run.parcels, run.zones, run.zone_options, so);
+  res.set = vectors::extract_patches(run.patches, run.parcels, run.zones, run.zone_options, so);
   auto& patches = res.set.patches;
   const Grid& grid = res.set.grid;
   if (run.before && run.after) {

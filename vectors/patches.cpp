@@ -4,7 +4,6 @@
 #include <ogr_geometry.h>
 #include <ogrsf_frmts.h>
 
-#include <unistd.h>
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -82,14 +81,6 @@ bool holds(const PriorityRule& r, const Patch& p) {
   }
   return true;
 }
-
-// Removes a temporary file when it goes out of scope.
-struct TempFile {
-  std::string path;
-  ~TempFile() {
-    if (!path.empty()) VSIUnlink(path.c_str());
-  }
-};
 
 // The patch geometry grown by one cell with mitred corners: the patch and its 8-neighbour ring.
 GeometryPtr grow_one_cell(const OGRGeometry& g, double cell) {
@@ -287,52 +278,13 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   const double nd = sb->GetNoDataValue(&has_nd);
   const int nodata = has_nd ? static_cast<int>(nd) : 255;
 
-  // 1. Sieve into a temporary tiled GeoTIFF (no-data masked: it never merges into a change).
-  const std::string dir = !opt.work_dir.empty()
-                              ? opt.work_dir
-                              : std::filesystem::path(opt.change_class).parent_path().string();
-  TempFile tmp{(dir.empty() ? std::string(".") : dir) + "/.fw-sieve-" + std::to_string(::getpid()) +
-               "-" + std::to_string(mix64(reinterpret_cast<uintptr_t>(&out)) % 1000000) + ".tif"};
-  GdalOptions co;
-  co.set("TILED", "YES").set("SPARSE_OK", "TRUE").set("BLOCKXSIZE", "512").set("BLOCKYSIZE", "512");
-  DatasetPtr sieved(driver("GTiff").Create(tmp.path.c_str(), static_cast<int>(grid.width()),
-                                           static_cast<int>(grid.height()), 1, GDT_Byte, co.get()));
-  if (!sieved) throw_output("cannot create the temporary sieve raster", {.file = tmp.path});
-  {
-    double g6[6];
-    src->GetGeoTransform(g6);
-    sieved->SetGeoTransform(g6);
-    sieved->SetSpatialRef(src->GetSpatialRef());
-  }
-  GDALRasterBand* db = sieved->GetRasterBand(1);
-  if (GDALSieveFilter(sb, sb->GetMaskBand(), db, static_cast<int>(out.mmu_cells), 8, nullptr,
-                      nullptr, nullptr) != CE_None) {
-    throw_input("sieving the change classes failed: " + std::string(CPLGetLastErrorMsg()),
-                {.file = opt.change_class});
-  }
-  // 2. Unchanged and no-data cells become 0, the no-data of the sieved raster; count what the
-  // sieve removed.
-  {
-    const WindowPlan plan = WindowPlan::make(grid.width(), grid.height(), 512, 512, 4 << 20);
-    std::vector<uint8_t> a, b;
-    for (const Window& w : plan.windows) {
-      read_window(*src, 1, w, a);
-      read_window(*sieved, 1, w, b);
-      for (std::size_t i = 0; i < a.size(); ++i) {
-        const bool changed_src = a[i] != 0 && a[i] != nodata;
-        if (a[i] == nodata) b[i] = 0;
-        out.sieved_cells += changed_src && b[i] != a[i];
-      }
-      if (db->RasterIO(GF_Write, static_cast<int>(w.x), static_cast<int>(w.y),
-                       static_cast<int>(w.w), static_cast<int>(w.h), b.data(),
-                       static_cast<int>(w.w), static_cast<int>(w.h), GDT_Byte, 0, 0,
-                       nullptr) != CE_None)
-        throw_output("cannot write the temporary sieve raster", {.file = tmp.path});
-    }
-    db->SetNoDataValue(0);
-    db->FlushCache();
-  }
-  // 3. Polygonize the changed cells (8-connected) into memory.
+  // 1. Polygonize the changed cells (8-connected) into memory: the class band seen through an
+  // in-memory VRT whose no-data is 0, so unchanged cells are masked; no-data cells (clouds)
+  // come out as their own polygons and are left out.
+  DatasetPtr vrt(driver("VRT").CreateCopy("", src.get(), FALSE, nullptr, nullptr, nullptr));
+  if (!vrt) throw_input("cannot read the change classes", {.file = opt.change_class});
+  GDALRasterBand* vb = vrt->GetRasterBand(1);
+  vb->SetNoDataValue(0);
   DatasetPtr mem(driver("Memory").Create("patches", 0, 0, 0, GDT_Unknown, nullptr));
   OGRSpatialReference srs(*grid.crs().ogr());
   OGRLayer* lyr = mem->CreateLayer("raw", &srs, wkbPolygon, nullptr);
@@ -340,10 +292,12 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   lyr->CreateField(&fcode);
   GdalOptions po;
   po.set("8CONNECTED", "8");
-  if (GDALPolygonize(db, db->GetMaskBand(), lyr, 0, po.get(), nullptr, nullptr) != CE_None) {
+  if (GDALPolygonize(vb, vb->GetMaskBand(), lyr, 0, po.get(), nullptr, nullptr) != CE_None) {
     throw_input("polygonizing the change classes failed: " + std::string(CPLGetLastErrorMsg()),
                 {.file = opt.change_class});
   }
+  // 2. The minimum mapping unit on the clumps: fewer cells than the unit, and the clump is not
+  // a patch (holes are kept whatever their size: a hole may be a cloud).
   struct Raw {
     int code;
     int64_t row, col;
@@ -351,23 +305,31 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   };
   std::vector<Raw> raw;
   const GeoTransform& gt = grid.transform();
+  const double px_units = std::abs(gt.pixel_area());
   lyr->ResetReading();
   for (FeaturePtr f(lyr->GetNextFeature()); f; f.reset(lyr->GetNextFeature())) {
+    const int code = f->GetFieldAsInteger(0);
+    if (code == nodata || code == 0) continue;
     GeometryPtr g(f->StealGeometry());
     if (!g || g->IsEmpty()) continue;
+    const auto cells = std::llround(OGR_G_Area(OGRGeometry::ToHandle(g.get())) / px_units);
+    if (cells < out.mmu_cells) {
+      out.sieved_cells += cells;
+      continue;
+    }
     OGREnvelope e;
     g->getEnvelope(&e);
     double c0, r0;
     gt.world_to_pixel(e.MinX, e.MaxY, c0, r0);
-    raw.push_back({f->GetFieldAsInteger(0), static_cast<int64_t>(std::lround(r0)),
+    raw.push_back({code, static_cast<int64_t>(std::lround(r0)),
                    static_cast<int64_t>(std::lround(c0)), std::move(g)});
   }
   mem.reset();
-  sieved.reset();
+  vrt.reset();
   std::sort(raw.begin(), raw.end(), [](const Raw& a, const Raw& b) {
     return std::tie(a.row, a.col, a.code) < std::tie(b.row, b.col, b.code);
   });
-  // 4. Patches with stable ids: CP<category code>-<row>-<col> of the box's upper-left cell.
+  // 3. Patches with stable ids: CP<category code>-<row>-<col> of the box's upper-left cell.
   std::map<std::string, int> seen;
   for (Raw& r : raw) {
     Patch p;
@@ -397,9 +359,12 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
                         {"mmu_cells", std::to_string(out.mmu_cells)},
                         {"sieved_cells", std::to_string(out.sieved_cells)}});
 
-  // 5. Attributes from the change rasters: over the patch, and over the patch and its ring (the
+  // 4. Attributes from the change rasters: over the patch, and over the patch and its ring (the
   // sub-pixel cover of its mixed edge cells, and the observed share around it).
   if (np > 0) {
+    // Two zonal passes: over the patches (intensity, magnitude, indices), and over the patches
+    // grown by their ring (observed share, sub-pixel cover). One pass over 2 np zones and all
+    // the rasters was measured slower (1.67 s against 1.42 s on the 5490 x 5490 map).
     ParcelSet inner, grown;
     inner.file = grown.file = opt.change_class;
     inner.parcels.resize(np);
@@ -409,31 +374,29 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
       inner.parcels[i].geom.reset(out.patches[i].geom->clone());
       grown.parcels[i].geom = grow_one_cell(*out.patches[i].geom, cell);
     });
+    auto same_grid = [&](const std::string& path) {
+      if (!zonal_grid({{path, 1, "", {}}}).same_as(grid))
+        throw_input("raster grid differs from the change classes' (" + grid.describe() + ")",
+                    {.file = path});
+    };
     std::vector<ZonalRaster> ra;
     if (!opt.intensity.empty()) ra.push_back({opt.intensity, 1, "int", {"max", "mean"}});
     if (!opt.magnitude.empty()) ra.push_back({opt.magnitude, 1, "mag", {"mean"}});
     if (!opt.index_before.empty()) ra.push_back({opt.index_before, 1, "i0", {"mean"}});
     if (!opt.index_after.empty()) ra.push_back({opt.index_after, 1, "i1", {"mean"}});
-    ZonalOptions zopt;
-    std::map<std::string, std::size_t> col;
     ZonalTable ta;
+    std::map<std::string, std::size_t> col;
     if (!ra.empty()) {
-      for (const auto& r : ra) {
-        if (!zonal_grid({r}).same_as(grid))
-          throw_input("raster grid differs from the change classes' (" + grid.describe() + ")",
-                      {.file = r.path});
-      }
-      ta = zonal_stats(inner, ra, zopt, so);
+      for (const auto& r : ra) same_grid(r.path);
+      ta = zonal_stats(inner, ra, ZonalOptions{}, so);
       for (std::size_t c = 0; c < ta.columns.size(); ++c) col[ta.columns[c]] = c;
     }
     std::vector<ZonalRaster> rb = {{opt.change_class, 1, "cls", {"valid_fraction"}}};
     if (!opt.cover.empty()) {
-      if (!zonal_grid({{opt.cover, 1, "", {}}}).same_as(grid))
-        throw_input("raster grid differs from the change classes' (" + grid.describe() + ")",
-                    {.file = opt.cover});
+      same_grid(opt.cover);
       for (int k = 1; k <= 6; ++k) rb.push_back({opt.cover, k, "cov" + std::to_string(k), {"sum"}});
     }
-    const ZonalTable tb = zonal_stats(grown, rb, zopt, so);
+    const ZonalTable tb = zonal_stats(grown, rb, ZonalOptions{}, so);
     std::map<std::string, std::size_t> colb;
     for (std::size_t c = 0; c < tb.columns.size(); ++c) colb[tb.columns[c]] = c;
     auto get = [](const ZonalTable& t, const std::map<std::string, std::size_t>& m, std::size_t i,
@@ -481,7 +444,7 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   }
   const std::size_t nk = out.patches.size();
 
-  // 6. Overlays: parcels (farmland, basic farmland, ids, township and village) and zones.
+  // 5. Overlays: parcels (farmland, basic farmland, ids, township and village) and zones.
   if (nk > 0 && parcels && !parcels->parcels.empty()) {
     const BoxIndex index(*parcels, 64 * cell);
     const int ti = field_index(*parcels, opt.township_field);
@@ -531,7 +494,7 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
       CPLPopErrorHandler();
     });
   }
-  // 7. Priority: the most urgent rule that holds.
+  // 6. Priority: the most urgent rule that holds.
   for (Patch& p : out.patches) {
     p.priority = 3;
     for (const auto& r : opt.rules) {

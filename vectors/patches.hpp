@@ -2,11 +2,11 @@
 // clumps below the minimum mapping unit, with where it is, how strong, what it touches and how
 // urgent it is.
 //
-// Pipeline: GDALSieveFilter (8-connected, no-data masked so clouds never merge into a change)
-// into a temporary tiled GeoTIFF beside the outputs; GDALPolygonize (8-connected) of the changed
-// cells; stable ids from the category and the patch's upper-left corner; attributes from one
-// zonal pass (vectors/zonal.hpp) over the change rasters; overlays with parcels and ecological
-// zones by GEOS intersection; priority from rules that are data.
+// Pipeline: GDALPolygonize (8-connected) of the changed cells into memory; clumps of fewer cells
+// than the minimum mapping unit dropped (the sieve, on the polygons); stable ids from the
+// category and the patch's upper-left cell; attributes from zonal passes (vectors/zonal.hpp)
+// over the change rasters; overlays with parcels and ecological zones by GEOS intersection;
+// priority from rules that are data.
 #pragma once
 
 #include <optional>
@@ -56,7 +56,6 @@ struct PatchOptions {
   bool simplify = false;                  // simplify within half a pixel (topology kept)
   std::vector<PriorityRule> rules = default_priority_rules();
   std::string township_field = "township", village_field = "village";
-  std::string work_dir;  // for the temporary sieved raster ("" = beside change_class)
 };
 
 struct Patch {
@@ -83,7 +82,7 @@ struct PatchSet {
   std::vector<Patch> patches;  // in id order
   int64_t mmu_cells = 0;       // clumps below this many cells were removed
   int64_t below_unit = 0;      // patches dropped because their sub-pixel area is below the unit
-  int64_t sieved_cells = 0;    // changed cells the sieve removed (clumps below the unit)
+  int64_t sieved_cells = 0;    // changed cells in clumps below the unit
 };
 
 // Throws fw::Error: input (unreadable raster, rasters on different grids, zones without a

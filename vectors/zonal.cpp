@@ -167,12 +167,17 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
     need_values[r] = v, need_classes[r] = c;
   }
   // Rasters: per-thread handles, nodata.
-  std::vector<std::unique_ptr<DatasetPool>> pools;
+  // One pool of handles per file: the bands of a pixel-interleaved file then share GDAL's block
+  // cache (a tile is decoded once for all its bands, not once per band).
+  std::vector<std::shared_ptr<DatasetPool>> pools;
+  std::map<std::string, std::shared_ptr<DatasetPool>> by_path;
   std::vector<std::optional<double>> nodata(nr);
   std::vector<std::string> names(nr);
   int block_w = 256, block_h = 256;
   for (std::size_t r = 0; r < nr; ++r) {
-    pools.push_back(std::make_unique<DatasetPool>(rasters[r].path));
+    auto& pool = by_path[rasters[r].path];
+    if (!pool) pool = std::make_shared<DatasetPool>(rasters[r].path);
+    pools.push_back(pool);
     GDALRasterBand* b = pools[r]->local().GetRasterBand(rasters[r].band);
     int has = 0;
     const double nd = b->GetNoDataValue(&has);
