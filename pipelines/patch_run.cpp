@@ -22,6 +22,7 @@ PatchRunResult run_patches(const PatchRun& run, const SchedulerOptions& so) {
       if (patches[i].priority <= 2) todo.push_back(i);
     }
     if (!todo.empty()) std::filesystem::create_directories(chips);
+    const rasters::ChipSource before(*run.before, grid), after(*run.after, grid);
     parallel_for_n(todo.size(), [&](std::size_t t) {
       vectors::Patch& p = patches[todo[t]];
       const Window box = grid.window_of({p.xmin, p.ymin, p.xmax, p.ymax});
@@ -31,17 +32,16 @@ PatchRunResult run_patches(const PatchRun& run, const SchedulerOptions& so) {
       const std::vector<uint8_t> outline = vectors::outline_mask(*p.geom, grid, win);
       std::string names;
       const struct {
-        const rasters::Imagery* im;
+        const rasters::ChipSource* im;
         rasters::ChipKind kind;
         const char* suffix;
-      } kinds[] = {{run.before, rasters::ChipKind::kTrueColour, "before"},
-                   {run.after, rasters::ChipKind::kTrueColour, "after"},
-                   {run.before, rasters::ChipKind::kNdvi, "ndvi_before"},
-                   {run.after, rasters::ChipKind::kNdvi, "ndvi_after"}};
+      } kinds[] = {{&before, rasters::ChipKind::kTrueColour, "before"},
+                   {&after, rasters::ChipKind::kTrueColour, "after"},
+                   {&before, rasters::ChipKind::kNdvi, "ndvi_before"},
+                   {&after, rasters::ChipKind::kNdvi, "ndvi_after"}};
       for (const auto& k : kinds) {
         const std::string name = p.id + "_" + k.suffix + ".png";
-        rasters::write_chip(*k.im, grid, win, outline, k.kind, chips + "/" + name,
-                            run.chip_options);
+        rasters::write_chip(*k.im, win, outline, k.kind, chips + "/" + name, run.chip_options);
         names += (names.empty() ? "" : ";") + std::string("chips/") + name;
       }
       p.chips = names;

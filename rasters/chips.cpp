@@ -10,19 +10,32 @@
 
 namespace fw::rasters {
 
-void write_chip(const Imagery& im, const Grid& grid, const Window& win,
-                const std::vector<uint8_t>& outline, ChipKind kind, const std::string& path,
-                const ChipOptions& o) {
+namespace {
+std::size_t slot(Role r) {
+  return r == Role::kRed ? 0 : r == Role::kGreen ? 1 : r == Role::kBlue ? 2 : 3;
+}
+}  // namespace
+
+ChipSource::ChipSource(const Imagery& im, const Grid& grid) {
+  for (Role r : {Role::kRed, Role::kGreen, Role::kBlue, Role::kNir}) {
+    readers_.push_back(
+        std::make_unique<BandReader>(im.band(r, "evidence chips"), grid, Resampling::kBilinear));
+  }
+}
+
+std::vector<float> ChipSource::read(Role role, const Window& win) const {
+  std::vector<float> v(static_cast<std::size_t>(win.pixels()));
+  readers_[slot(role)]->read_reflectance(win, v.data());
+  return v;
+}
+
+void write_chip(const ChipSource& src, const Window& win, const std::vector<uint8_t>& outline,
+                ChipKind kind, const std::string& path, const ChipOptions& o) {
   const auto n = static_cast<std::size_t>(win.pixels());
   if (n == 0) throw_usage("empty chip window");
   std::array<std::vector<uint8_t>, 3> rgb;
   for (auto& c : rgb) c.assign(n, 128);
-  auto read = [&](Role r) {
-    std::vector<float> v(n);
-    BandReader(im.band(r, "evidence chips"), grid, Resampling::kBilinear)
-        .read_reflectance(win, v.data());
-    return v;
-  };
+  auto read = [&](Role r) { return src.read(r, win); };
   if (kind == ChipKind::kTrueColour) {
     const std::array<Role, 3> roles = {Role::kRed, Role::kGreen, Role::kBlue};
     for (int b = 0; b < 3; ++b) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,11 +20,22 @@ struct ChipOptions {
 
 enum class ChipKind { kTrueColour, kNdvi };
 
-// Writes `path` (PNG, atomically): `window` of the imagery on `grid`; `outline` (window.pixels()
-// values, 1 = a cell the patch outline crosses) drawn in yellow. Masked or missing pixels are
-// grey. Throws fw::Error (input: a band the chip needs is missing; output).
-void write_chip(const Imagery& imagery, const Grid& grid, const Window& window,
-                const std::vector<uint8_t>& outline, ChipKind kind, const std::string& path,
-                const ChipOptions& options = {});
+// The bands chips need (red, green, blue, NIR) of one imagery on the grid, opened once and
+// shared by every chip (thread-safe: each thread reads through its own dataset handles).
+class ChipSource {
+ public:
+  // Throws fw::Error (input) when the imagery lacks one of the four bands.
+  ChipSource(const Imagery& imagery, const Grid& grid);
+  std::vector<float> read(Role role, const Window& window) const;
+
+ private:
+  std::vector<std::unique_ptr<BandReader>> readers_;  // red, green, blue, nir
+};
+
+// Writes `path` (PNG, atomically): `window` of the source; `outline` (window.pixels() values,
+// 1 = a cell the patch outline crosses) drawn in yellow. Masked or missing pixels are grey.
+// Throws fw::Error (output).
+void write_chip(const ChipSource& source, const Window& window, const std::vector<uint8_t>& outline,
+                ChipKind kind, const std::string& path, const ChipOptions& options = {});
 
 }  // namespace fw::rasters
