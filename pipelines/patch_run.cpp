@@ -29,7 +29,7 @@ PatchRunResult run_patches(const PatchRun& run, const SchedulerOptions& so) {
       const int64_t m = std::max<int64_t>(run.chip_margin, std::max(box.w, box.h) / 2);
       const Window win = Window{box.x - m, box.y - m, box.w + 2 * m, box.h + 2 * m}.intersection(
           grid.full_window());
-      const std::vector<uint8_t> outline = vectors::outline_mask(*p.geom, grid, win);
+      const auto outline = vectors::outline_rings(*p.geom, grid, win);
       std::string names;
       const struct {
         const rasters::ChipSource* im;

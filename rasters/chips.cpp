@@ -29,7 +29,7 @@ std::vector<float> ChipSource::read(Role role, const Window& win) const {
   return v;
 }
 
-void write_chip(const ChipSource& src, const Window& win, const std::vector<uint8_t>& outline,
+void write_chip(const ChipSource& src, const Window& win, const std::vector<ChipRing>& outline,
                 ChipKind kind, const std::string& path, const ChipOptions& o) {
   const auto n = static_cast<std::size_t>(win.pixels());
   if (n == 0) throw_usage("empty chip window");
@@ -40,18 +40,11 @@ void write_chip(const ChipSource& src, const Window& win, const std::vector<uint
     const std::array<Role, 3> roles = {Role::kRed, Role::kGreen, Role::kBlue};
     for (int b = 0; b < 3; ++b) {
       const std::vector<float> v = read(roles[static_cast<std::size_t>(b)]);
-      std::vector<float> ok;
-      for (float x : v)
-        if (std::isfinite(x)) ok.push_back(x);
-      if (ok.empty()) continue;
-      std::sort(ok.begin(), ok.end());
-      const float lo = ok[static_cast<std::size_t>(o.low * static_cast<double>(ok.size() - 1))];
-      float hi = ok[static_cast<std::size_t>(o.high * static_cast<double>(ok.size() - 1))];
-      if (!(hi > lo)) hi = lo + 1e-3f;
       for (std::size_t i = 0; i < n; ++i) {
         if (!std::isfinite(v[i])) continue;
-        const float t = std::clamp((v[i] - lo) / (hi - lo), 0.0f, 1.0f);
-        rgb[static_cast<std::size_t>(b)][i] = static_cast<uint8_t>(std::lround(255.0f * t));
+        const double t = std::clamp(static_cast<double>(v[i]) / o.max_reflectance, 0.0, 1.0);
+        rgb[static_cast<std::size_t>(b)][i] =
+            static_cast<uint8_t>(std::lround(255.0 * std::pow(t, 1.0 / o.gamma)));
       }
     }
   } else {
@@ -70,21 +63,42 @@ void write_chip(const ChipSource& src, const Window& win, const std::vector<uint
       rgb[2][i] = static_cast<uint8_t>(std::lround(b));
     }
   }
-  for (std::size_t i = 0; i < n && i < outline.size(); ++i) {
-    if (outline[i]) rgb[0][i] = 255, rgb[1][i] = 230, rgb[2][i] = 0;
-  }
   // Enlarge (nearest) so small patches stay legible.
   const int64_t f =
       std::max<int64_t>(1, (o.min_pixels + std::max(win.w, win.h) - 1) / std::max(win.w, win.h));
   const int64_t W = win.w * f, H = win.h * f;
   DatasetPtr mem(
       driver("MEM").Create("", static_cast<int>(W), static_cast<int>(H), 3, GDT_Byte, nullptr));
+  // The outline on the enlarged image: each ring segment stepped in quarter chip pixels, a
+  // square of line_width pixels at each step.
+  std::vector<uint8_t> line(static_cast<std::size_t>(W * H), 0);
+  const double fd = static_cast<double>(f);
+  for (const ChipRing& ring : outline) {
+    for (std::size_t k = 0; k + 1 < ring.size(); ++k) {
+      const double x0 = ring[k].first * fd, y0 = ring[k].second * fd;
+      const double x1 = ring[k + 1].first * fd, y1 = ring[k + 1].second * fd;
+      const int steps = std::max(1, static_cast<int>(std::ceil(4 * std::hypot(x1 - x0, y1 - y0))));
+      for (int st = 0; st <= steps; ++st) {
+        const double t = static_cast<double>(st) / steps;
+        const auto cx = static_cast<int64_t>(std::floor(x0 + t * (x1 - x0) - o.line_width / 2.0));
+        const auto cy = static_cast<int64_t>(std::floor(y0 + t * (y1 - y0) - o.line_width / 2.0));
+        for (int64_t yy = cy; yy < cy + o.line_width; ++yy)
+          for (int64_t xx = cx; xx < cx + o.line_width; ++xx)
+            if (xx >= 0 && yy >= 0 && xx < W && yy < H)
+              line[static_cast<std::size_t>(yy * W + xx)] = 1;
+      }
+    }
+  }
+  static constexpr uint8_t kYellow[3] = {255, 230, 0};
   std::vector<uint8_t> big(static_cast<std::size_t>(W * H));
   for (int b = 0; b < 3; ++b) {
     for (int64_t y = 0; y < H; ++y)
-      for (int64_t x = 0; x < W; ++x)
-        big[static_cast<std::size_t>(y * W + x)] =
-            rgb[static_cast<std::size_t>(b)][static_cast<std::size_t>((y / f) * win.w + x / f)];
+      for (int64_t x = 0; x < W; ++x) {
+        const auto i = static_cast<std::size_t>(y * W + x);
+        big[i] = line[i] ? kYellow[b]
+                         : rgb[static_cast<std::size_t>(b)]
+                              [static_cast<std::size_t>((y / f) * win.w + x / f)];
+      }
     if (mem->GetRasterBand(b + 1)->RasterIO(
             GF_Write, 0, 0, static_cast<int>(W), static_cast<int>(H), big.data(),
             static_cast<int>(W), static_cast<int>(H), GDT_Byte, 0, 0, nullptr) != CE_None)

@@ -13,9 +13,13 @@
 namespace fw::rasters {
 
 struct ChipOptions {
-  int min_pixels = 256;            // chips are enlarged (nearest) to at least this many pixels
-  double low = 0.02, high = 0.98;  // true colour: per-band stretch between these quantiles
+  int min_pixels = 256;  // chips are enlarged (nearest) to at least this many pixels
+  // True colour: the same stretch for every chip, so before and after compare: reflectance 0 to
+  // max_reflectance onto 0-255 with gamma 1/gamma (land reflectance is mostly below 0.3; the
+  // gamma lifts vegetation's dark visible bands).
+  double max_reflectance = 0.3, gamma = 1.8;
   double ndvi_min = -0.2, ndvi_max = 0.9;
+  int line_width = 2;  // outline, in chip pixels
 };
 
 enum class ChipKind { kTrueColour, kNdvi };
@@ -32,10 +36,12 @@ class ChipSource {
   std::vector<std::unique_ptr<BandReader>> readers_;  // red, green, blue, nir
 };
 
-// Writes `path` (PNG, atomically): `window` of the source; `outline` (window.pixels() values,
-// 1 = a cell the patch outline crosses) drawn in yellow. Masked or missing pixels are grey.
-// Throws fw::Error (output).
-void write_chip(const ChipSource& source, const Window& window, const std::vector<uint8_t>& outline,
-                ChipKind kind, const std::string& path, const ChipOptions& options = {});
+// Writes `path` (PNG, atomically): `window` of the source, enlarged by a whole factor; the
+// `outline` rings (window pixel coordinates, vectors::outline_rings) drawn in yellow on the
+// cell edges. Masked or missing pixels are grey. Throws fw::Error (output).
+using ChipRing = std::vector<std::pair<double, double>>;
+void write_chip(const ChipSource& source, const Window& window,
+                const std::vector<ChipRing>& outline, ChipKind kind, const std::string& path,
+                const ChipOptions& options = {});
 
 }  // namespace fw::rasters

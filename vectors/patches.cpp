@@ -613,28 +613,9 @@ void write_patches(const std::string& dir, const PatchSet& set) {
   write_file_atomic(dir + "/patches.csv", csv);
 }
 
-std::vector<uint8_t> outline_mask(const OGRGeometry& geom, const Grid& grid, const Window& win) {
-  std::vector<uint8_t> m(static_cast<std::size_t>(win.pixels()), 0);
+std::vector<PixelRing> outline_rings(const OGRGeometry& geom, const Grid& grid, const Window& win) {
+  std::vector<PixelRing> out;
   const GeoTransform& gt = grid.transform();
-  auto mark_ring = [&](const OGRLinearRing* ring) {
-    const int n = ring->getNumPoints();
-    for (int k = 0; k + 1 < n; ++k) {
-      double c0, r0, c1, r1;
-      gt.world_to_pixel(ring->getX(k), ring->getY(k), c0, r0);
-      gt.world_to_pixel(ring->getX(k + 1), ring->getY(k + 1), c1, r1);
-      const double len = std::max(std::abs(c1 - c0), std::abs(r1 - r0));
-      const int steps = std::max(1, static_cast<int>(std::ceil(len * 4)));
-      for (int s = 0; s <= steps; ++s) {
-        const double t = static_cast<double>(s) / steps;
-        // The cell inside the patch next to the boundary point (nudged half a cell inward is
-        // not known here, so mark the cell containing the point).
-        const auto c = static_cast<int64_t>(std::floor(c0 + t * (c1 - c0))) - win.x;
-        const auto r = static_cast<int64_t>(std::floor(r0 + t * (r1 - r0))) - win.y;
-        if (c >= 0 && r >= 0 && c < win.w && r < win.h)
-          m[static_cast<std::size_t>(r * win.w + c)] = 1;
-      }
-    }
-  };
   std::vector<const OGRPolygon*> polys;
   const auto t = wkbFlatten(geom.getGeometryType());
   if (t == wkbPolygon) {
@@ -643,9 +624,17 @@ std::vector<uint8_t> outline_mask(const OGRGeometry& geom, const Grid& grid, con
     for (const auto* p : *geom.toMultiPolygon()) polys.push_back(p);
   }
   for (const OGRPolygon* p : polys) {
-    for (const auto* ring : *p) mark_ring(ring);
+    for (const auto* ring : *p) {
+      PixelRing r;
+      for (int k = 0; k < ring->getNumPoints(); ++k) {
+        double c, w;
+        gt.world_to_pixel(ring->getX(k), ring->getY(k), c, w);
+        r.emplace_back(c - static_cast<double>(win.x), w - static_cast<double>(win.y));
+      }
+      out.push_back(std::move(r));
+    }
   }
-  return m;
+  return out;
 }
 
 }  // namespace fw::vectors

@@ -99,7 +99,10 @@ ParcelSet load_zones(const ZoneOptions& options, const Grid& grid);
 // each written atomically. `dir`: the output folder.
 void write_patches(const std::string& dir, const PatchSet& set);
 
-// The cells of `window` (on `grid`) that the patch outline crosses: 1 on the boundary, else 0.
-std::vector<uint8_t> outline_mask(const OGRGeometry& geom, const Grid& grid, const Window& window);
+// The rings of a (multi)polygon in the pixel coordinates of `window` on `grid` (fractional
+// columns and rows from the window's upper-left corner), for drawing outlines.
+using PixelRing = std::vector<std::pair<double, double>>;
+std::vector<PixelRing> outline_rings(const OGRGeometry& geom, const Grid& grid,
+                                     const Window& window);
 
 }  // namespace fw::vectors
