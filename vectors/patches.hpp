@@ -81,7 +81,7 @@ struct PatchSet {
   Grid grid;
   std::vector<Patch> patches;  // in id order
   int64_t mmu_cells = 0;       // clumps below this many cells were removed
-  int64_t below_unit = 0;      // patches dropped because their sub-pixel area is below the unit
+  int64_t below_unit = 0;      // rims dropped: sub-pixel area under half the unit
   int64_t sieved_cells = 0;    // changed cells in clumps below the unit
 };
 

@@ -220,7 +220,8 @@ TEST_F(CliZonal, PatchesOnTheSynthScene) {
   EXPECT_EQ(one, planted);
   EXPECT_EQ(within, planted);
   for (const auto& p : patches) {
-    EXPECT_GE(p.area, 400.0 - 1e-6) << p.id;  // nothing below the unit
+    EXPECT_GE(p.pixel_area, 400.0 - 1e-6) << p.id;  // no polygon below the unit
+    EXPECT_GE(p.area, 200.0) << p.id;               // sub-pixel: at least half of it
     EXPECT_EQ(p.chips.empty(), p.priority == "P3") << p.id;
   }
   // No patch cell is masked (clouds and shadows are no data, never change).
