@@ -14,3 +14,23 @@ timeit() {
   done
   echo "$label $(printf '%s\n' "${ts[@]}" | median) $mem"
 }
+
+# bench_scene: sets FW, OUT, S (the 5490 x 5490 synth scene with 20,000 parcels) and W (the work
+# folder), and makes, once, the scene, the NDVI of both dates (W/ndvi1, W/ndvi2) and the change
+# map with its sub-pixel cover (W/change). Run from the repository root.
+bench_scene() {
+  BUILD=${BUILD:-build}
+  FW=./$BUILD/cli/farmwatch
+  OUT=bench/out
+  S=$OUT/scene-5490
+  W=$OUT/work
+  mkdir -p "$W"
+  [ -f "$S/date1.tif" ] || "$FW" --log-level warn synth --out "$S" --size 5490 --parcels 20000 --seed 1 >/dev/null
+  for d in 1 2; do
+    [ -f "$W/ndvi$d/ndvi.tif" ] || "$FW" --log-level warn indices --input "$S/date$d.tif" \
+      --mask "$S/date${d}_scl.tif" --mask-type scl --index ndvi --out "$W/ndvi$d" >/dev/null
+  done
+  [ -f "$W/change/change_cover.tif" ] || "$FW" --log-level warn change --before "$S/date1.tif" \
+    --after "$S/date2.tif" --mask-before "$S/date1_scl.tif" --mask-after "$S/date2_scl.tif" \
+    --mask-type scl --cover --out "$W/change" >/dev/null
+}

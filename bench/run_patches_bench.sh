@@ -7,17 +7,9 @@
 # usage: bash bench/run_patches_bench.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-FW=./$BUILD/cli/farmwatch
-OUT=bench/out
-S=$OUT/scene-5490
-W=$OUT/work
-mkdir -p "$W"
-[ -f "$S/date1.tif" ] || "$FW" --log-level warn synth --out "$S" --size 5490 --parcels 20000 --seed 1 >/dev/null
-[ -f "$W/change/change_cover.tif" ] || "$FW" --log-level warn change --before "$S/date1.tif" --after "$S/date2.tif" \
-  --mask-before "$S/date1_scl.tif" --mask-after "$S/date2_scl.tif" --mask-type scl --cover --out "$W/change" >/dev/null
-C=$W/change/change_class.tif
 source bench/lib.sh
+bench_scene
+C=$W/change/change_class.tif
 gdal_chain() {
   rm -f "$W/sieved.tif" "$W/gdal_patches.geojson"
   gdal_sieve.py -q -st 4 -8 "$C" "$W/sieved.tif" && gdal_polygonize.py -q -8 "$W/sieved.tif" -f GeoJSON "$W/gdal_patches.geojson"

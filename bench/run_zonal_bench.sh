@@ -9,21 +9,9 @@
 # usage: EXACTEXTRACT=/path/to/exactextract [OTB=1] bash bench/run_zonal_bench.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-FW=./$BUILD/cli/farmwatch
-OUT=bench/out
-S=$OUT/scene-5490
-W=$OUT/work
-mkdir -p "$W"
-[ -f "$S/date1.tif" ] || "$FW" --log-level warn synth --out "$S" --size 5490 --parcels 20000 --seed 1 >/dev/null
-for d in 1 2; do
-  [ -f "$W/ndvi$d/ndvi.tif" ] || "$FW" --log-level warn indices --input "$S/date$d.tif" --mask "$S/date${d}_scl.tif" \
-    --mask-type scl --index ndvi --out "$W/ndvi$d" >/dev/null
-done
-[ -f "$W/change/change_cover.tif" ] || "$FW" --log-level warn change --before "$S/date1.tif" --after "$S/date2.tif" \
-  --mask-before "$S/date1_scl.tif" --mask-after "$S/date2_scl.tif" --mask-type scl --cover --out "$W/change" >/dev/null
-R=$W/ndvi1/ndvi.tif
 source bench/lib.sh
+bench_scene
+R=$W/ndvi1/ndvi.tif
 {
 timeit farmwatch_zonal_mean_count_1thread "$FW" --threads 1 --log-level warn zonal --raster "$R" --parcels "$S/parcels.gpkg" --stats mean,count --out "$W/fw1.csv"
 timeit farmwatch_zonal_mean_count_2threads "$FW" --threads 2 --log-level warn zonal --raster "$R" --parcels "$S/parcels.gpkg" --stats mean,count --out "$W/fw2.csv"

@@ -8,9 +8,13 @@ A parcel counts as observed when its planted changes have no cloud in the truth 
 CHANGE_CLASS.tif given, no no-data cell (clouds, shadows and the mask buffer) within one cell.
 usage: eval_encroach.py SCENE_DIR INDICATORS.gpkg [MIN_MU [CHANGE_CLASS.tif]]"""
 import json
+import os
 import sys
 
-from osgeo import gdal, ogr
+from osgeo import ogr
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from observed import ChangeMap  # noqa: E402
 
 scene, ind_path = sys.argv[1], sys.argv[2]
 min_mu = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
@@ -23,22 +27,7 @@ for f in ds.GetLayer(0):
     parcels[f.GetField("parcel_id")] = f.GetGeometryRef().Clone()
 want = {pid: 0.0 for pid in parcels}
 
-def masked_near(wkt):
-    """Whether a no-data cell of the change map lies within one cell of the polygon."""
-    if cls_path is None:
-        return False
-    g = ogr.CreateGeometryFromWkt(wkt).Buffer(gt[1] * 1.5)
-    x0, x1, y0, y1 = g.GetEnvelope()
-    c0, c1 = int((x0 - gt[0]) / gt[1]), int((x1 - gt[0]) / gt[1]) + 1
-    r0, r1 = int((y1 - gt[3]) / gt[5]), int((y0 - gt[3]) / gt[5]) + 1
-    c0, r0 = max(c0, 0), max(r0, 0)
-    block = band.ReadAsArray(c0, r0, min(c1, ds_cls.RasterXSize) - c0, min(r1, ds_cls.RasterYSize) - r0)
-    return bool((block == 255).any())
-
-
-if cls_path:
-    ds_cls = gdal.Open(cls_path)
-    band, gt = ds_cls.GetRasterBand(1), ds_cls.GetGeoTransform()
+change_map = ChangeMap(cls_path)
 cloudy, touched = set(), set()
 for c in truth["changes"]:
     touched.update(c["parcels"])
@@ -48,7 +37,7 @@ for c in truth["changes"]:
     for pid in c["parcels"]:
         if pid in parcels:
             want[pid] += g.Intersection(parcels[pid]).GetArea()
-            if c["cloud_fraction"] > 0 or masked_near(c["wkt"]):
+            if c["cloud_fraction"] > 0 or change_map.masked_near(g):
                 cloudy.add(pid)
 got = {}
 ids = ogr.Open(ind_path)

@@ -7,30 +7,18 @@ With CHANGE_CLASS.tif given, a change with a no-data cell (clouds, shadows, the 
 within one cell counts as not observed.
 usage: eval_patches.py SCENE_DIR PATCHES.gpkg [MMU_M2 [CHANGE_CLASS.tif]]"""
 import json
+import os
 import sys
 
 from osgeo import ogr
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from observed import ChangeMap  # noqa: E402
+
 scene, path = sys.argv[1], sys.argv[2]
 mmu = float(sys.argv[3]) if len(sys.argv) > 3 else 400.0
 cls_path = sys.argv[4] if len(sys.argv) > 4 else None
-if cls_path:
-    from osgeo import gdal
-    ds_cls = gdal.Open(cls_path)
-    band, gt = ds_cls.GetRasterBand(1), ds_cls.GetGeoTransform()
-
-
-def masked_near(g0):
-    if cls_path is None:
-        return False
-    g = g0.Buffer(gt[1] * 1.5)
-    x0, x1, y0, y1 = g.GetEnvelope()
-    c0, c1 = int((x0 - gt[0]) / gt[1]), int((x1 - gt[0]) / gt[1]) + 1
-    r0, r1 = int((y1 - gt[3]) / gt[5]), int((y0 - gt[3]) / gt[5]) + 1
-    c0, r0 = max(c0, 0), max(r0, 0)
-    block = band.ReadAsArray(c0, r0, min(c1, ds_cls.RasterXSize) - c0, min(r1, ds_cls.RasterYSize) - r0)
-    return bool((block == 255).any())
-
+change_map = ChangeMap(cls_path)
 truth = json.load(open(f"{scene}/truth.json"))
 patches = []
 ds = ogr.Open(path)
@@ -45,7 +33,7 @@ for c, g in changes:
     hits = [p for p in patches if p[1] == c["category"] and p[4].Intersects(g)]
     for p in hits:
         used.add(p[0])
-    if c["area_m2"] < mmu or c["cloud_fraction"] > 0 or masked_near(g):
+    if c["area_m2"] < mmu or c["cloud_fraction"] > 0 or change_map.masked_near(g):
         continue
     n += 1
     if len(hits) == 1:

@@ -598,18 +598,12 @@ void write_patches(const std::string& dir, const PatchSet& set) {
     w.commit();
   }
   // CSV (no geometry), RFC 4180 quoting.
-  auto quote = [](const std::string& v) {
-    if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
-    std::string q = "\"";
-    for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return q + "\"";
-  };
   std::string csv;
   for (std::size_t k = 0; k < fields.size(); ++k) csv += (k ? "," : "") + fields[k].name;
   csv += "\n";
   for (const Patch& p : set.patches) {
     const auto v = values(p);
-    for (std::size_t k = 0; k < v.size(); ++k) csv += (k ? "," : "") + quote(v[k]);
+    for (std::size_t k = 0; k < v.size(); ++k) csv += (k ? "," : "") + csv_quote(v[k]);
     csv += "\n";
   }
   write_file_atomic(dir + "/patches.csv", csv);

@@ -4,6 +4,13 @@
 
 namespace fw {
 
+std::string csv_quote(const std::string& v) {
+  if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
 VectorWriter::VectorWriter(std::string path, std::string driver_name)
     : path_(std::move(path)), driver_(std::move(driver_name)), atomic_(path_) {
   CPLErrorReset();

@@ -15,6 +15,9 @@ struct FieldDef {
   OGRFieldType type = OFTString;
 };
 
+// A CSV field, quoted as RFC 4180 asks when it holds a comma, a quote or a line break.
+std::string csv_quote(const std::string& value);
+
 class VectorWriter {
  public:
   // driver: "GPKG", "GeoJSON" (written as RFC 7946: WGS 84, right-hand rule), "CSV", "FlatGeobuf".
