@@ -278,13 +278,86 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   const double nd = sb->GetNoDataValue(&has_nd);
   const int nodata = has_nd ? static_cast<int>(nd) : 255;
 
-  // 1. Polygonize the changed cells (8-connected) into memory: the class band seen through an
-  // in-memory VRT whose no-data is 0, so unchanged cells are masked; no-data cells (clouds)
-  // come out as their own polygons and are left out.
-  DatasetPtr vrt(driver("VRT").CreateCopy("", src.get(), FALSE, nullptr, nullptr, nullptr));
-  if (!vrt) throw_input("cannot read the change classes", {.file = opt.change_class});
-  GDALRasterBand* vb = vrt->GetRasterBand(1);
-  vb->SetNoDataValue(0);
+  // 1. Polygonize the changed cells (8-connected) into memory. The cells: with the sub-pixel
+  // cover, those whose dominant category covers at least half of them (so a change whose cells
+  // the rules split between two categories, or left unchanged at its mixed edge, is one patch
+  // of its category, drawn along its half-covered cells); else the changed classes. Either way
+  // a band whose no-data is 0: with the cover a sparse DEFLATE GeoTIFF in memory (/vsimem, a
+  // few bytes per block without change), else the class band through an in-memory VRT (no-data
+  // cells come out as polygons of their own and are left out).
+  struct VsiFile {
+    std::string path;
+    ~VsiFile() {
+      if (!path.empty()) VSIUnlink(path.c_str());
+    }
+  } dom_file;
+  DatasetPtr poly_ds;
+  if (!opt.cover.empty()) {
+    {
+      DatasetPtr cov = open_raster(opt.cover);
+      if (cov->GetRasterCount() < 6 || !Grid::of(*cov).same_as(grid))
+        throw_input("the change cover must have 6 bands on the change classes' grid (" +
+                        grid.describe() + ")",
+                    {.file = opt.cover});
+    }
+    dom_file.path = "/vsimem/fw-patches-" +
+                    std::to_string(::fw::mix64(reinterpret_cast<uintptr_t>(&out))) + ".tif";
+    GdalOptions co;
+    co.set("TILED", "YES").set("BLOCKXSIZE", "512").set("BLOCKYSIZE", "512");
+    co.set("COMPRESS", "DEFLATE").set("ZLEVEL", "1").set("SPARSE_OK", "TRUE");
+    poly_ds.reset(driver("GTiff").Create(dom_file.path.c_str(), static_cast<int>(grid.width()),
+                                         static_cast<int>(grid.height()), 1, GDT_Byte, co.get()));
+    if (!poly_ds) throw_internal("cannot create the in-memory patch raster");
+    double g6[6];
+    src->GetGeoTransform(g6);
+    poly_ds->SetGeoTransform(g6);
+    poly_ds->GetRasterBand(1)->SetNoDataValue(0);
+    DatasetPool classes(opt.change_class), cover(opt.cover);
+    SchedulerOptions s0 = so;
+    s0.label = "patch cells";
+    BlockScheduler sched(s0);
+    const WindowPlan plan = sched.plan(grid.width(), grid.height(), 512, 512, 8.0);
+    GDALDataset& pd = *poly_ds;
+    sched.run<std::vector<uint8_t>>(
+        plan,
+        [&](const Window& w, std::size_t) {
+          const auto n = static_cast<std::size_t>(w.pixels());
+          std::vector<uint8_t> cls, cv(6 * n), dom(n, 0);
+          read_window(classes.local(), 1, w, cls, nodata);
+          for (int b = 0; b < 6; ++b)
+            read_window(cover.local(), b + 1, w, GDT_Byte,
+                        cv.data() + static_cast<std::size_t>(b) * n, 255);
+          bool any = false;
+          for (std::size_t i = 0; i < n; ++i) {
+            if (cls[i] == nodata) continue;
+            const bool changed = cls[i] >= 1 && cls[i] <= 6;
+            int best = 0, best_v = 0;
+            for (int b = 0; b < 6; ++b) {
+              const int v = cv[static_cast<std::size_t>(b) * n + i];
+              if (v != 255 && v > best_v) best = b + 1, best_v = v;
+            }
+            // A changed cell stays a patch cell (in the category its cover gives, else its own);
+            // an unchanged one joins when a category covers at least half of it.
+            if (changed) {
+              dom[i] = static_cast<uint8_t>(best ? best : cls[i]);
+            } else if (best_v >= 50) {
+              dom[i] = static_cast<uint8_t>(best);
+            }
+            best = dom[i];
+            any |= best != 0;
+          }
+          if (!any) dom.clear();
+          return dom;
+        },
+        [&](const Window& w, std::size_t, std::vector<uint8_t>& dom) {
+          if (!dom.empty()) write_window(pd, 1, w, GDT_Byte, dom.data());
+        });
+  } else {
+    poly_ds.reset(driver("VRT").CreateCopy("", src.get(), FALSE, nullptr, nullptr, nullptr));
+    if (!poly_ds) throw_input("cannot read the change classes", {.file = opt.change_class});
+    poly_ds->GetRasterBand(1)->SetNoDataValue(0);
+  }
+  GDALRasterBand* vb = poly_ds->GetRasterBand(1);
   DatasetPtr mem(driver("Memory").Create("patches", 0, 0, 0, GDT_Unknown, nullptr));
   OGRSpatialReference srs(*grid.crs().ogr());
   OGRLayer* lyr = mem->CreateLayer("raw", &srs, wkbPolygon, nullptr);
@@ -325,7 +398,7 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
                    static_cast<int64_t>(std::lround(c0)), std::move(g)});
   }
   mem.reset();
-  vrt.reset();
+  poly_ds.reset();
   std::sort(raw.begin(), raw.end(), [](const Raw& a, const Raw& b) {
     return std::tie(a.row, a.col, a.code) < std::tie(b.row, b.col, b.code);
   });

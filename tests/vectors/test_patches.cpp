@@ -379,6 +379,39 @@ TEST_F(Patches, ChipsOnlyForP1AndP2AndOnThePatch) {
   EXPECT_GT(yellow, 34 * static_cast<int>(f) * 2 * 9 / 10);
 }
 
+TEST_F(Patches, TheCoverJoinsCellsTheRulesSplit) {
+  // A dig of about 5 cells: the rules call three cells bare soil and one vegetation loss, and
+  // leave a half-covered edge cell unchanged; the cover says bare soil on all of them.
+  std::vector<uint8_t> cls(kW * kH, 0);
+  fill(cls, 10, 11, 10, 10, 2);
+  fill(cls, 10, 10, 11, 11, 2);
+  fill(cls, 11, 11, 11, 11, 5);
+  std::vector<std::vector<uint8_t>> cover(6, std::vector<uint8_t>(kW * kH, 0));
+  auto set = [&](int c, int r, int band, uint8_t v) {
+    cover[static_cast<std::size_t>(band - 1)][static_cast<std::size_t>(r * kW + c)] = v;
+  };
+  set(10, 10, 2, 100), set(11, 10, 2, 90), set(10, 11, 2, 95), set(11, 11, 2, 80);
+  set(12, 10, 2, 55), set(12, 11, 2, 30), set(10, 12, 2, 20);  // the edge: 55 joins, the rest not
+  fill(cls, 30, 35, 30, 35, 255);                              // a cloud, far away
+  for (auto& b : cover) fill(b, 30, 35, 30, 35, 255);
+  test::write_raster<uint8_t>(dir_ / "split.tif", grid_, {cls}, {}, 255.0);
+  test::write_raster<uint8_t>(dir_ / "split_cover.tif", grid_, cover, {}, 255.0);
+  pipelines::PatchRun run;
+  run.patches.change_class = dir_ / "split.tif";
+  run.out_dir = dir_ / "split_hard";
+  EXPECT_TRUE(pipelines::run_patches(run).set.patches.empty());  // 3 bare-soil cells: below
+  run.patches.cover = dir_ / "split_cover.tif";
+  run.out_dir = dir_ / "split_cover";
+  const auto r = pipelines::run_patches(run);
+  ASSERT_EQ(r.set.patches.size(), 1u);
+  const auto& p = r.set.patches[0];
+  EXPECT_EQ(p.category_code, 2);
+  EXPECT_EQ(p.cells, 5);  // the four cells and the 55 % edge cell
+  // Sub-pixel area: the bare-soil cover of the patch and its ring, 100 m2 cells.
+  EXPECT_NEAR(p.area_m2, (100 + 90 + 95 + 80 + 55 + 30 + 20) * 1.0, 1e-9);
+  EXPECT_EQ(p.id, "CP2-000010-000010");
+}
+
 TEST_F(Patches, BadInput) {
   // An all-unchanged raster: no patches, valid empty outputs.
   std::vector<uint8_t> none(kW * kH, 0);
