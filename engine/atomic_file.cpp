@@ -1,6 +1,10 @@
 #include "engine/atomic_file.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <cstdio>
@@ -38,8 +42,23 @@ AtomicPath::~AtomicPath() {
   if (!done_) discard();
 }
 
-void AtomicPath::commit() {
+namespace {
+// fsync of a file or a folder; a failure to open (a folder of a COG writer's pieces, say) is
+// not an error, a failed fsync is.
+void sync_path(const std::string& path, const std::string& target) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0 && errno != EINVAL && errno != EROFS)
+    throw_output(std::string("cannot flush the file to disk: ") + std::strerror(errno),
+                 {.file = target});
+}
+}  // namespace
+
+void AtomicPath::commit(bool durable) {
   std::error_code ec;
+  if (durable && fs::is_regular_file(temp_, ec)) sync_path(temp_, target_);
   fs::rename(temp_, target_, ec);
   if (ec)
     throw_output("cannot move the finished file into place: " + ec.message(), {.file = target_});
@@ -48,6 +67,10 @@ void AtomicPath::commit() {
     if (fs::exists(temp_ + ext, ec)) fs::rename(temp_ + ext, target_ + ext, ec);
   }
   done_ = true;
+  if (durable) {
+    const fs::path dir = fs::path(target_).parent_path();
+    sync_path(dir.empty() ? std::string(".") : dir.string(), target_);
+  }
 }
 
 void AtomicPath::discard() noexcept {
@@ -57,7 +80,7 @@ void AtomicPath::discard() noexcept {
   done_ = true;
 }
 
-void write_file_atomic(const std::string& path, const std::string& content) {
+void write_file_atomic(const std::string& path, const std::string& content, bool durable) {
   AtomicPath ap(path);
   {
     std::ofstream out(ap.temp(), std::ios::binary);
@@ -65,7 +88,7 @@ void write_file_atomic(const std::string& path, const std::string& content) {
     out.flush();
     if (!out) throw_output("cannot write file", {.file = path});
   }
-  ap.commit();
+  ap.commit(durable);
 }
 
 std::string read_file(const std::string& path) {

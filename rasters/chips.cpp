@@ -115,7 +115,7 @@ void write_chip(const ChipSource& src, const Window& win, const std::vector<Chip
   GByte* data = VSIGetMemFileBuffer(vsi.c_str(), &len, TRUE);
   std::string bytes(reinterpret_cast<const char*>(data), static_cast<std::size_t>(len));
   CPLFree(data);
-  write_file_atomic(path, bytes);
+  write_file_atomic(path, bytes, /*durable=*/false);
 }
 
 }  // namespace fw::rasters
