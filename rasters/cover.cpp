@@ -83,12 +83,10 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
       };
       // Candidate categories: those of the 3 x 3 neighbourhood (this pixel included).
       uint32_t cand = 0;
-      bool interior_possible = x > 0 && y > 0 && x < ew_w - 1 && y < ew_h - 1;
       for (int64_t yy = std::max<int64_t>(0, y - 1); yy <= std::min(ew_h - 1, y + 1); ++yy) {
         for (int64_t xx = std::max<int64_t>(0, x - 1); xx <= std::min(ew_w - 1, x + 1); ++xx) {
           const uint8_t c = cls[yy * ew_w + xx];
           if (is_change(c)) cand |= 1u << c;
-          interior_possible &= c == own;
         }
       }
       const double mp = mag(i);
@@ -134,7 +132,7 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
           dot += e_at(i, b) * ref[b];
         }
         if (rr <= 0) continue;
-        const bool pure = own == c && interior_possible;
+        const bool pure = own == c && interior[i];
         const double f = pure ? 1.0 : std::clamp(dot / rr, 0.0, 1.0);
         if (own == c) own_f = f;
         double res = 0;

@@ -270,9 +270,10 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   // Category names from the raster (farmwatch writes them), else class_<code>.
   std::vector<std::string> names(256);
   char** cn = sb->GetCategoryNames();
+  const int named = cn ? CSLCount(cn) : 0;
   for (int k = 0; k < 256; ++k) {
     names[static_cast<std::size_t>(k)] =
-        cn && k < CSLCount(cn) && cn[k][0] ? cn[k] : "class_" + std::to_string(k);
+        k < named && cn[k][0] ? cn[k] : "class_" + std::to_string(k);
   }
   int has_nd = 0;
   const double nd = sb->GetNoDataValue(&has_nd);
