@@ -29,12 +29,14 @@ void add_patches(CLI::App& app, Action& action) {
   cmd->add_option("--change-class", a->change_class, "change_class.tif (farmwatch change)")
       ->required();
   cmd->add_option("--intensity", a->intensity,
-                  "change_intensity.tif (default: beside the change classes, when present)");
+                  "change_intensity.tif (default: beside the change classes, when present; none: "
+                  "no intensity)");
   cmd->add_option("--magnitude", a->magnitude,
-                  "change_magnitude.tif (default: beside the change classes, when present)");
+                  "change_magnitude.tif (default: beside the change classes, when present; none: "
+                  "no magnitude)");
   cmd->add_option("--cover", a->cover,
                   "change_cover.tif: sub-pixel areas (default: beside the change classes, when "
-                  "present)");
+                  "present; none: areas in whole cells)");
   cmd->add_option("--index-before", a->index_before, "An index of date 1 (e.g. NDVI) for means");
   cmd->add_option("--index-after", a->index_after, "The same index of date 2");
   cmd->add_option("--before", a->before.files, "Date 1 imagery, for the evidence chips");
@@ -70,6 +72,7 @@ void add_patches(CLI::App& app, Action& action) {
       po.change_class = a->change_class;
       const std::filesystem::path dir = std::filesystem::path(a->change_class).parent_path();
       auto beside = [&](const std::string& given, const char* name) {
+        if (given == "none") return std::string();
         if (!given.empty()) return given;
         const auto p = dir / name;
         return std::filesystem::exists(p) ? p.string() : std::string();

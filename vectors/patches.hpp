@@ -2,11 +2,12 @@
 // clumps below the minimum mapping unit, with where it is, how strong, what it touches and how
 // urgent it is.
 //
-// Pipeline: GDALPolygonize (8-connected) of the changed cells into memory; clumps of fewer cells
-// than the minimum mapping unit dropped (the sieve, on the polygons); stable ids from the
-// category and the patch's upper-left cell; attributes from zonal passes (vectors/zonal.hpp)
-// over the change rasters; overlays with parcels and ecological zones by GEOS intersection;
-// priority from rules that are data.
+// Pipeline: one streaming pass over the rows finds the 8-connected clumps of each category
+// (vectors/clumps.hpp); clumps of fewer cells than the minimum mapping unit are dropped (the
+// sieve); each remaining clump is then read on its own box: its cells (flood fill), its polygon
+// (GDALPolygonize, 8-connected, holes kept) and its attributes from the change rasters' cells;
+// stable ids from the category and the patch's upper-left cell; overlays with parcels and
+// ecological zones by GEOS intersection; priority from rules that are data.
 #pragma once
 
 #include <optional>
@@ -83,6 +84,7 @@ struct PatchSet {
   int64_t mmu_cells = 0;       // clumps below this many cells were removed
   int64_t below_unit = 0;      // rims dropped: sub-pixel area under half the unit
   int64_t sieved_cells = 0;    // changed cells in clumps below the unit
+  int64_t drawn_late = 0;      // clumps taller than the rows kept, drawn from their own boxes
 };
 
 // Throws fw::Error: input (unreadable raster, rasters on different grids, zones without a

@@ -412,6 +412,51 @@ TEST_F(Patches, TheCoverJoinsCellsTheRulesSplit) {
   EXPECT_EQ(p.id, "CP2-000010-000010");
 }
 
+TEST(PatchesTall, ClumpsTallerThanTheRowsKeptAreDrawnFromTheirBoxes) {
+  // A serpentine of code 1 running down 300 rows and a tall thin cover-less column of code 2:
+  // with a tiny memory budget only 64 rows are kept, so both are drawn after the pass from their
+  // own boxes; the result must equal the run with every row kept.
+  test::TempDir dir;
+  const int64_t w = 40, h = 300;
+  const Grid grid = test::utm_grid(w, h);
+  std::vector<uint8_t> cls(static_cast<std::size_t>(w * h), 0), inten(cls.size(), 0);
+  int64_t snake = 0;
+  for (int64_t r = 0; r < h; ++r) {
+    // Rows alternate between a run across columns 2..20 and a single link at its end.
+    const bool across = r % 4 == 0;
+    const int64_t link = (r / 4) % 2 == 0 ? 20 : 2;
+    for (int64_t c = 2; c <= 20; ++c) {
+      if (across || c == link) {
+        cls[static_cast<std::size_t>(r * w + c)] = 1;
+        inten[static_cast<std::size_t>(r * w + c)] = static_cast<uint8_t>(1 + r % 3);
+        ++snake;
+      }
+    }
+    cls[static_cast<std::size_t>(r * w + 30)] = 2;  // the column: 300 cells
+  }
+  test::write_raster<uint8_t>(dir / "tall.tif", grid, {cls}, {}, 255.0);
+  test::write_raster<uint8_t>(dir / "tall_int.tif", grid, {inten}, {}, 255.0);
+  pipelines::PatchRun run;
+  run.patches.change_class = dir / "tall.tif";
+  run.patches.intensity = dir / "tall_int.tif";
+  run.out_dir = dir / "roomy";
+  const auto roomy = pipelines::run_patches(run);
+  SchedulerOptions tight;
+  tight.memory_mib = 0.01;
+  run.out_dir = dir / "tight";
+  const auto r = pipelines::run_patches(run, tight);
+  EXPECT_EQ(roomy.set.drawn_late, 0);
+  EXPECT_EQ(r.set.drawn_late, 2);
+  ASSERT_EQ(r.set.patches.size(), 2u);
+  EXPECT_EQ(r.set.patches[0].cells, snake);
+  EXPECT_EQ(r.set.patches[1].cells, h);
+  EXPECT_EQ(r.set.patches[0].id, "CP1-000000-000002");
+  EXPECT_EQ(r.set.patches[1].id, "CP2-000000-000030");
+  EXPECT_NEAR(r.set.patches[0].pixel_area_m2, snake * 100.0, 1e-6);
+  EXPECT_EQ(r.set.patches[0].intensity_max, 3);
+  EXPECT_EQ(read_file(dir / "roomy/patches.csv"), read_file(dir / "tight/patches.csv"));
+}
+
 TEST_F(Patches, BadInput) {
   // An all-unchanged raster: no patches, valid empty outputs.
   std::vector<uint8_t> none(kW * kH, 0);
