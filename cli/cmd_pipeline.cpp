@@ -1,0 +1,228 @@
+// `farmwatch validate | stages | run | monitor | demo`: pipelines and the monitoring run.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "engine/error.hpp"
+#include "engine/progress.hpp"
+#include "pipelines/run.hpp"
+#include "pipelines/stages.hpp"
+#include "pipelines/synth.hpp"
+
+namespace fw::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+int execute(const pipelines::Config& cfg, bool force) {
+  ProgressReporter progress(stderr_is_terminal());
+  pipelines::RunOptions ro;
+  ro.force = force;
+  ro.scheduler.progress = progress.fn();
+  const auto rep = pipelines::run_pipeline(cfg, ro);
+  progress.finish();
+  if (rep.skipped) {
+    std::printf(
+        "%s is up to date (inputs, configuration and software unchanged); --force to "
+        "run again\n",
+        rep.target.c_str());
+    return 0;
+  }
+  std::printf("wrote %zu files into %s:\n", rep.files.size(), rep.target.c_str());
+  std::size_t chips = 0;
+  for (const auto& f : rep.files) {
+    if (f.rfind("chips/", 0) == 0) {
+      ++chips;
+      continue;
+    }
+    std::printf("  %s\n", f.c_str());
+  }
+  if (chips) std::printf("  chips/ (%zu evidence chips)\n", chips);
+  double total = 0;
+  for (const auto& [s, t] : rep.seconds) total += t;
+  std::printf("stages:");
+  for (const auto& s : pipelines::stages()) {
+    auto it = rep.seconds.find(s.name);
+    if (it != rep.seconds.end()) std::printf(" %s %.1f s,", s.name.c_str(), it->second);
+  }
+  std::printf(" total %.1f s\n", total);
+  return 0;
+}
+
+std::string absolute(const std::string& p) {
+  return p.empty() || p.rfind("/vsi", 0) == 0 ? p : fs::absolute(p).lexically_normal().string();
+}
+
+struct MonitorArgs {
+  std::vector<std::string> before, after, sets;
+  std::string parcels, zones, sensor = "auto", mask_before, mask_after, mask_type = "scl", out,
+                              history;
+  bool force = false;
+};
+
+// The default pipeline for the given inputs, as pipeline text (JSON is YAML).
+std::string monitor_pipeline(const MonitorArgs& a) {
+  nlohmann::json j;
+  auto date = [&](const std::vector<std::string>& files, const std::string& mask) {
+    nlohmann::json d;
+    std::vector<std::string> abs;
+    for (const auto& f : files) abs.push_back(absolute(f));
+    d["files"] = abs;
+    d["sensor"] = a.sensor;
+    if (!mask.empty()) {
+      d["mask"] = absolute(mask);
+      d["mask_type"] = a.mask_type;
+    }
+    return d;
+  };
+  j["inputs"]["before"] = date(a.before, a.mask_before);
+  j["inputs"]["after"] = date(a.after, a.mask_after);
+  j["inputs"]["parcels"]["file"] = absolute(a.parcels);
+  if (!a.zones.empty()) j["inputs"]["zones"]["file"] = absolute(a.zones);
+  j["outputs"]["dir"] = absolute(a.out);
+  return j.dump(2);
+}
+
+}  // namespace
+
+void add_pipeline_commands(CLI::App& app, Action& action) {
+  {
+    auto* cmd = app.add_subcommand("validate", "Check a pipeline file without running it");
+    struct Args {
+      std::string file;
+      std::vector<std::string> sets;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("file", a->file, "Pipeline file (YAML or JSON)")->required();
+    cmd->add_option("--set", a->sets, "Override a key: key.path=value (repeatable)");
+    cmd->callback([&action, a] {
+      action = [a] {
+        const auto cfg = pipelines::load_pipeline(a->file, a->sets);
+        std::printf("%s: valid; runs into %s\n", a->file.c_str(), cfg.path("outputs.dir").c_str());
+        return 0;
+      };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("stages", "List the pipeline stages and their options");
+    cmd->callback([&action] {
+      action = [] {
+        for (const auto& s : pipelines::stages()) {
+          std::printf("%s: %s\n", s.name.c_str(), s.doc.c_str());
+          for (const auto& o : s.options) {
+            std::printf("    %-40s %s%s%s. %s\n", o.key.c_str(), pipelines::opt_type_name(o.type),
+                        o.required ? ", required" : "",
+                        o.def.empty() ? "" : (", default " + o.def).c_str(), o.doc.c_str());
+          }
+          if (!s.writes.empty()) {
+            std::printf("    writes:");
+            for (const auto& w : s.writes) std::printf(" %s", w.c_str());
+            std::printf("\n");
+          }
+        }
+        return 0;
+      };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("run", "Run a pipeline file");
+    struct Args {
+      std::string file;
+      std::vector<std::string> sets;
+      bool force = false;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("file", a->file, "Pipeline file (YAML or JSON)")->required();
+    cmd->add_option("--set", a->sets, "Override a key: key.path=value (repeatable)");
+    cmd->add_flag("--force", a->force, "Run even when the outputs are up to date");
+    cmd->callback([&action, a] {
+      action = [a] { return execute(pipelines::load_pipeline(a->file, a->sets), a->force); };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand(
+        "monitor", "Run the default monitoring pipeline on two dates, parcels and zones");
+    auto a = std::make_shared<MonitorArgs>();
+    cmd->add_option("--before", a->before, "Date 1 raster(s)")->required();
+    cmd->add_option("--after", a->after, "Date 2 raster(s)")->required();
+    cmd->add_option("--parcels", a->parcels, "Farmland parcels (any OGR vector)")->required();
+    cmd->add_option("--zones", a->zones, "Ecological zones (any OGR vector)");
+    cmd->add_option("--sensor", a->sensor, "Sensor of both dates (default: auto)");
+    cmd->add_option("--mask-before", a->mask_before, "Date 1 cloud/quality mask");
+    cmd->add_option("--mask-after", a->mask_after, "Date 2 cloud/quality mask");
+    cmd->add_option("--mask-type", a->mask_type, "scl, qa_pixel or binary")
+        ->check(CLI::IsMember({"scl", "qa_pixel", "binary"}))
+        ->capture_default_str();
+    cmd->add_option("--history", a->history, "History store (not yet supported)");
+    cmd->add_option("--set", a->sets, "Override any pipeline key: key.path=value (repeatable)");
+    cmd->add_flag("--force", a->force, "Run even when the outputs are up to date");
+    cmd->add_option("--out", a->out, "The run folder")->required();
+    cmd->callback([&action, a] {
+      action = [a] {
+        if (!a->history.empty())
+          throw_usage("--history: the history store is not built yet (issue 8)");
+        return execute(pipelines::load_pipeline_text(monitor_pipeline(*a), "monitor", a->sets),
+                       a->force);
+      };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand(
+        "demo", "Synthesise a realistic scene and run the default pipeline on it");
+    struct Args {
+      std::string out = "farmwatch-demo", size = "2048";
+      int parcels = 2000;
+      bool force = false;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("--out", a->out, "Demo folder")->capture_default_str();
+    cmd->add_option("--size", a->size, "Scene size in 10 m pixels")->capture_default_str();
+    cmd->add_option("--parcels", a->parcels, "Parcels")->capture_default_str();
+    cmd->add_flag("--force", a->force, "Run even when the outputs are up to date");
+    cmd->callback([&action, a] {
+      action = [a] {
+        const std::string scene = a->out + "/scene";
+        if (!fs::exists(scene + "/" + synth::kDate2)) {
+          synth::Options o;
+          o.out = scene;
+          synth::parse_size(a->size, o.width, o.height);
+          o.parcels = a->parcels;
+          o.seed = 1;
+          ProgressReporter progress(stderr_is_terminal());
+          SchedulerOptions so;
+          so.progress = progress.fn();
+          const auto r = synth::generate(o, so);
+          progress.finish();
+          std::printf("synthesised %s: %d parcels, %d zones, %d planted changes, %d clouds\n",
+                      scene.c_str(), r.parcels, r.zones, r.changes, r.clouds);
+        }
+        MonitorArgs m;
+        m.before = {scene + "/" + synth::kDate1};
+        m.after = {scene + "/" + synth::kDate2};
+        m.mask_before = scene + "/" + synth::kScl1;
+        m.mask_after = scene + "/" + synth::kScl2;
+        m.parcels = scene + "/parcels.gpkg";
+        m.zones = scene + "/zones.geojson";
+        m.out = a->out + "/run";
+        const int rc = execute(pipelines::load_pipeline_text(monitor_pipeline(m), "demo",
+                                                             {"inputs.before.date=2024-05-01",
+                                                              "inputs.after.date=2024-09-01"}),
+                               a->force);
+        std::printf(
+            "\nOpen %s/run/report.html in a browser for the summary, the quick-look map and the "
+            "most urgent patches with their before/after chips.\n"
+            "In QGIS (Layer > Add Layer, or drag the files in): %s/run/change_class.tif and "
+            "change_intensity.tif (styled by their .qml), %s/run/farmwatch.gpkg (layers parcels "
+            "and patches, styled by alert and priority), and %s/scene/date2.tif for the image. "
+            "%s/scene/truth.json lists the planted changes.\n",
+            a->out.c_str(), a->out.c_str(), a->out.c_str(), a->out.c_str(), a->out.c_str());
+        return rc;
+      };
+    });
+  }
+}
+
+}  // namespace fw::cli

@@ -1,0 +1,312 @@
+#include "pipelines/run.hpp"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "engine/atomic_file.hpp"
+#include "engine/error.hpp"
+#include "engine/hash.hpp"
+#include "engine/log.hpp"
+#include "engine/versions.hpp"
+#include "pipelines/stages.hpp"
+
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+namespace fw::pipelines {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string hex64(uint64_t v) {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return b;
+}
+
+// The files an input path stands for: a shapefile's sidecars too.
+std::vector<std::string> input_files(const std::string& path) {
+  std::vector<std::string> out{path};
+  const fs::path p(path);
+  std::string ext = p.extension().string();
+  for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (ext == ".shp") {
+    for (const char* s : {".shx", ".dbf", ".prj", ".cpg"}) {
+      fs::path q = p;
+      q.replace_extension(s);
+      if (fs::exists(q)) out.push_back(q.string());
+    }
+  }
+  return out;
+}
+
+// Exchanges two paths atomically (both exist); false when the filesystem cannot.
+bool exchange(const std::string& a, const std::string& b) {
+#ifdef SYS_renameat2
+  return syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0;
+#else
+  (void)a;
+  (void)b;
+  return false;
+#endif
+}
+
+void sync_dir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// Every file under `dir`, relative, sorted.
+std::vector<std::string> list_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) out.push_back(fs::relative(e.path(), dir).string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::string hash_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_input("cannot read", {.file = path});
+  uint64_t h = 0x9e3779b97f4a7c15ull;
+  std::vector<char> buf(1 << 20);
+  uint64_t total = 0;
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto n = static_cast<std::size_t>(in.gcount());
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, buf.data() + i, 8);
+      h = mix64(h ^ w);
+    }
+    for (; i < n; ++i) h = mix64(h ^ static_cast<uint8_t>(buf[i]));
+    total += n;
+  }
+  return hex64(mix64(h ^ total));
+}
+
+RunLock::RunLock(const std::string& target) {
+  const fs::path t = fs::absolute(target).lexically_normal();
+  path_ = (t.parent_path() / ("." + t.filename().string() + ".lock")).string();
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    throw_output("cannot create the run lock: " + std::string(std::strerror(errno)),
+                 {.file = path_});
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[256] = {0};
+    const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    throw Error(ExitCode::kLocked,
+                "another farmwatch run is writing " + t.string() + " (" + holder +
+                    "); this run stops without touching it",
+                {.file = path_});
+  }
+  // Whoever held it before is gone: the kernel released the lock with the process.
+  const std::string me = "pid " + std::to_string(::getpid()) + ", started " + now_utc() + "\n";
+  if (::ftruncate(fd_, 0) == 0) {
+    [[maybe_unused]] const ssize_t w = ::pwrite(fd_, me.data(), me.size(), 0);
+  }
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) {
+    ::flock(fd_, LOCK_UN);
+    ::close(fd_);
+  }
+}
+
+RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
+  RunReport rep;
+  const fs::path target = fs::absolute(cfg.path("outputs.dir")).lexically_normal();
+  rep.target = target.string();
+  const fs::path parent = target.parent_path();
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) throw_output("cannot create folder: " + ec.message(), {.file = parent.string()});
+  RunLock lock(target.string());
+
+  // What goes in: every input file's size and content hash, the configuration, the software.
+  const auto t_start = std::chrono::steady_clock::now();
+  nlohmann::json inputs = nlohmann::json::array();
+  std::vector<std::string> paths;
+  for (const OptionSpec* o : all_options()) {
+    if (o->type == OptType::kFile && !cfg.path(o->key).empty()) paths.push_back(cfg.path(o->key));
+    if (o->type == OptType::kFileList) {
+      for (const auto& p : cfg.paths(o->key)) paths.push_back(p);
+    }
+  }
+  std::set<std::string> seen;
+  std::vector<std::string> files;
+  for (const auto& p : paths) {
+    for (const auto& f : input_files(p)) {
+      if (seen.insert(f).second) files.push_back(f);
+    }
+  }
+  std::vector<std::string> hashes(files.size());
+  parallel_for_n(files.size(), [&](std::size_t i) { hashes[i] = hash_file(files[i]); });
+  uint64_t key = mix64(0xfa53u);
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const auto size = static_cast<int64_t>(fs::file_size(files[i]));
+    inputs.push_back({{"path", files[i]}, {"bytes", size}, {"hash", hashes[i]}});
+    for (char ch : hashes[i]) key = mix64(key ^ static_cast<uint8_t>(ch));
+  }
+  const std::string config_json = cfg.effective_json();
+  for (char ch : config_json) key = mix64(key ^ static_cast<uint8_t>(ch));
+  for (char ch : farmwatch_version()) key = mix64(key ^ static_cast<uint8_t>(ch));
+  const std::string run_key = hex64(key);
+
+  // Up to date?
+  const fs::path old_manifest = target / "manifest.json";
+  if (!ro.force && fs::exists(old_manifest)) {
+    try {
+      std::ifstream in(old_manifest);
+      const nlohmann::json m = nlohmann::json::parse(in);
+      if (m.value("run_key", "") == run_key && m.value("status", "") == "ok") {
+        rep.skipped = true;
+        rep.manifest = m;
+        log::info("up to date: inputs, configuration and software unchanged (--force to rerun)",
+                  {{"dir", target.string()}, {"run_key", run_key}});
+        return rep;
+      }
+    } catch (const std::exception&) {
+      // An unreadable manifest: run.
+    }
+  }
+
+  // Leftovers of runs that died (we hold the lock: nobody else is writing them).
+  const std::string stem = "." + target.filename().string();
+  for (const auto& e : fs::directory_iterator(parent)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind(stem + ".staging-", 0) == 0 || n.rfind(stem + ".previous-", 0) == 0) {
+      log::info("removing the leftovers of an interrupted run", {{"dir", e.path().string()}});
+      fs::remove_all(e.path(), ec);
+    }
+  }
+  const std::string pid = std::to_string(::getpid());
+  const fs::path staging = parent / (stem + ".staging-" + pid);
+  fs::create_directories(staging, ec);
+  if (ec) throw_output("cannot create folder: " + ec.message(), {.file = staging.string()});
+
+  RunContext x{cfg, staging.string(), ro.scheduler};
+  nlohmann::json timings = nlohmann::json::object();
+  try {
+    for (const StageSpec& s : stages()) {
+      if (!s.run) continue;
+      if (ro.before_stage) ro.before_stage(s.name);
+      log::info("stage", {{"stage", s.name}});
+      const auto t0 = std::chrono::steady_clock::now();
+      try {
+        s.run(x);
+      } catch (const Error& e) {
+        throw e.with({.stage = s.name});
+      }
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      rep.seconds[s.name] = secs;
+      timings[s.name] = std::round(secs * 1000) / 1000;
+    }
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+
+  // The manifest, last, then the swap.
+  nlohmann::json m;
+  m["farmwatch"] = farmwatch_version();
+  nlohmann::json libs = nlohmann::json::object();
+  for (const auto& [name, version] : version_info().libraries) libs[name] = version;
+  m["libraries"] = libs;
+  m["pipeline"] = cfg.file();
+  m["run_key"] = run_key;
+  m["finished"] = now_utc();
+  m["inputs"] = inputs;
+  m["configuration"] = nlohmann::json::parse(config_json);
+  if (x.change) {
+    nlohmann::json th = nlohmann::json::array();
+    for (const auto& t : x.change->thresholds)
+      th.push_back({{"index", t.index},
+                    {"median", t.median},
+                    {"mad", t.mad},
+                    {"threshold", t.threshold},
+                    {"method", t.method}});
+    m["thresholds"] = th;
+  }
+  m["seconds"] = timings;
+  m["seconds_total"] =
+      std::round(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() *
+                 1000) /
+      1000;
+  m["counts"] = x.counts;
+  m["warnings"] = x.warnings;
+  m["status"] = "ok";
+  m["exit_code"] = 0;
+  rep.files = list_files(staging.string());
+  rep.files.push_back("manifest.json");
+  std::sort(rep.files.begin(), rep.files.end());
+  m["files"] = rep.files;
+  write_file_atomic((staging / "manifest.json").string(), m.dump(2) + "\n");
+  sync_dir(staging.string());
+  rep.manifest = m;
+
+  if (ro.before_stage) ro.before_stage("swap");
+  if (fs::exists(target)) {
+    if (!exchange(staging.string(), target.string())) {
+      // No atomic exchange here: move the old folder aside, then the new one in.
+      const fs::path aside = parent / (stem + ".previous-" + pid);
+      fs::rename(target, aside, ec);
+      if (ec)
+        throw_output("cannot move the previous outputs aside: " + ec.message(),
+                     {.file = target.string()});
+      fs::rename(staging, target, ec);
+      if (ec) {
+        fs::rename(aside, target);
+        throw_output("cannot move the outputs into place: " + ec.message(),
+                     {.file = target.string()});
+      }
+      fs::remove_all(aside, ec);
+    } else {
+      fs::remove_all(staging, ec);  // now the previous outputs
+    }
+  } else {
+    fs::rename(staging, target, ec);
+    if (ec)
+      throw_output("cannot move the outputs into place: " + ec.message(),
+                   {.file = target.string()});
+  }
+  sync_dir(parent.string());
+  log::info("run complete",
+            {{"dir", target.string()}, {"files", std::to_string(rep.files.size())}});
+  return rep;
+}
+
+}  // namespace fw::pipelines

@@ -1,0 +1,87 @@
+// A monitoring run: the registered stages executed in order into a staging folder beside the
+// target, then swapped into place in one step, under a per-folder lock, skipped when nothing
+// changed, with a manifest of what went in and what came out.
+//
+// Nightly safety:
+// - outputs are written into `.<name>.staging-<pid>` beside the target and exchanged with it
+//   atomically (renameat2 RENAME_EXCHANGE; a plain rename when the target does not exist yet),
+//   so a reader never sees a half-written folder and a failed or killed run leaves the previous
+//   outputs as they were;
+// - `.<name>.lock` beside the target is held with flock for the whole run: a second run exits at
+//   once (exit 6) naming the holder; a dead holder's lock is free (the kernel drops it), and its
+//   staging folder is removed by the next run;
+// - a run whose inputs (content hashes), configuration and software are those of the target's
+//   manifest is skipped unless forced.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/scheduler.hpp"
+#include "pipelines/config.hpp"
+#include "pipelines/patch_run.hpp"
+#include "rasters/change.hpp"
+#include "rasters/imagery.hpp"
+#include "vectors/indicators.hpp"
+#include "vectors/parcels.hpp"
+
+namespace fw::pipelines {
+
+// What the stages share while a run is under way.
+struct RunContext {
+  const Config& cfg;
+  std::string dir;  // the staging folder
+  SchedulerOptions so;
+  std::optional<rasters::Imagery> before, after;
+  Grid grid;
+  std::optional<vectors::ParcelSet> parcels, zones;
+  vectors::ZoneOptions zone_options;
+  std::string ndvi_before, ndvi_after;  // written by the indices stage
+  std::optional<rasters::ChangeResult> change;
+  std::optional<vectors::Indicators> indicators;
+  std::optional<PatchRunResult> patches;
+  nlohmann::json counts = nlohmann::json::object();  // per stage, for the manifest
+  std::vector<std::string> warnings;
+};
+
+struct RunOptions {
+  bool force = false;  // run even when the target is up to date
+  SchedulerOptions scheduler;
+  // Test hook: called with each stage's name before it runs.
+  std::function<void(const std::string&)> before_stage;
+};
+
+struct RunReport {
+  std::string target;
+  bool skipped = false;                   // up to date
+  std::vector<std::string> files;         // relative to target
+  std::map<std::string, double> seconds;  // per stage
+  nlohmann::json manifest;
+};
+
+// Throws fw::Error: locked (6) when another run holds the folder, and the stages' errors (the
+// target then keeps its previous outputs).
+RunReport run_pipeline(const Config& cfg, const RunOptions& options = {});
+
+// The target folder's lock, held while the object lives. Throws fw::Error (locked) naming the
+// holder's pid and start time when another live process holds it.
+class RunLock {
+ public:
+  explicit RunLock(const std::string& target);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+// A 64-bit content hash of a file, as 16 hex digits (reads the whole file).
+std::string hash_file(const std::string& path);
+
+}  // namespace fw::pipelines

@@ -1,0 +1,544 @@
+#include "pipelines/stages.hpp"
+
+#include <ogrsf_frmts.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "engine/error.hpp"
+#include "engine/log.hpp"
+#include "pipelines/report.hpp"
+#include "pipelines/run.hpp"
+#include "pipelines/styles.hpp"
+#include "rasters/indices.hpp"
+#include "rasters/sensor.hpp"
+#include "vectors/coverage.hpp"
+#include "vectors/patches.hpp"
+
+namespace fw::pipelines {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Runs `f`; returns "" or the fw::Error's message (a validator).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.message();
+  }
+  return {};
+}
+
+std::vector<std::string> sensor_choices() {
+  std::vector<std::string> v = {"auto"};
+  for (const auto& s : rasters::sensor_ids()) v.push_back(s);
+  return v;
+}
+
+std::vector<OptionSpec> date_options(const std::string& d, const std::string& which) {
+  const std::string k = "inputs." + d + ".";
+  return {
+      {.key = k + "files",
+       .type = OptType::kFileList,
+       .doc = "the " + which + " image: one multiband file, one file per band, or a VRT",
+       .required = true},
+      {.key = k + "date", .doc = "its acquisition date, for the report (e.g. 2024-05-01)"},
+      {.key = k + "sensor",
+       .type = OptType::kChoice,
+       .def = "auto",
+       .doc = "sentinel2, landsat89, gf1wfv, gf6wfv, gf2pms, generic, or auto (from band names "
+              "and metadata)",
+       .choices = sensor_choices()},
+      {.key = k + "bands",
+       .doc = "band map, role=band (roles blue, green, red, nir, swir1, swir2; band: 1-based "
+              "index or name), e.g. red=3,nir=4",
+       .check =
+           [](const std::string& s) {
+             return error_of([&] {
+               for (const auto& [role, band] : rasters::parse_band_map(s)) {
+                 if (!rasters::parse_role(role))
+                   throw_usage("unknown role '" + role +
+                               "' (roles: blue, green, red, nir, swir1, swir2)");
+               }
+             });
+           }},
+      {.key = k + "mask", .type = OptType::kFile, .doc = "its cloud/quality mask raster"},
+      {.key = k + "mask_type",
+       .type = OptType::kChoice,
+       .def = "scl",
+       .doc = "scl (Sentinel-2 scene classification), qa_pixel (Landsat), binary (non-zero = "
+              "valid)",
+       .choices = {"scl", "qa_pixel", "binary"}},
+      {.key = k + "mask_buffer",
+       .type = OptType::kInt,
+       .def = "2",
+       .doc = "pixels masked around clouds and shadows",
+       .min = 0,
+       .max = 100},
+      {.key = k + "snow_invalid", .type = OptType::kBool, .def = "false", .doc = "mask snow too"},
+      {.key = k + "scale",
+       .type = OptType::kNumber,
+       .doc = "reflectance = DN * scale + offset (overrides the sensor and the file)"},
+      {.key = k + "offset", .type = OptType::kNumber, .doc = "reflectance offset (with scale)"},
+      {.key = k + "boa_offset",
+       .type = OptType::kNumber,
+       .doc = "Sentinel-2 BOA_ADD_OFFSET in DN (-1000 from processing baseline 04.00)"},
+      {.key = k + "nodata", .type = OptType::kNumber, .doc = "DN meaning no data"},
+  };
+}
+
+rasters::ImageryOptions imagery_options(const Config& c, const std::string& d) {
+  const std::string k = "inputs." + d + ".";
+  rasters::ImageryOptions o;
+  o.files = c.paths(k + "files");
+  o.sensor = c.str(k + "sensor");
+  o.band_map = c.str(k + "bands");
+  if (c.given(k + "scale")) o.scale = c.num(k + "scale");
+  if (c.given(k + "offset")) o.offset = c.num(k + "offset");
+  if (c.given(k + "boa_offset")) o.boa_offset = c.num(k + "boa_offset");
+  if (c.given(k + "nodata")) o.nodata = c.num(k + "nodata");
+  o.label = d + " (inputs." + d + ")";
+  if (!c.path(k + "mask").empty()) {
+    o.mask.file = c.path(k + "mask");
+    o.mask.type = rasters::parse_mask_type(c.str(k + "mask_type"));
+    o.mask.buffer = static_cast<int>(c.integer(k + "mask_buffer"));
+    o.mask.snow_invalid = c.flag(k + "snow_invalid");
+  }
+  return o;
+}
+
+std::string check_category(const std::string& name) {
+  return error_of([&] { rasters::parse_category(name); });
+}
+
+void readers(RunContext& x) {
+  const Config& c = x.cfg;
+  x.before.emplace(rasters::Imagery::open(imagery_options(c, "before")));
+  x.after.emplace(rasters::Imagery::open(imagery_options(c, "after")));
+  if (c.given("grid.crs") || c.given("grid.resolution")) {
+    rasters::GridSpec spec;
+    spec.crs = c.str("grid.crs");
+    spec.resolution = c.num("grid.resolution");
+    x.grid = rasters::analysis_grid({&*x.before, &*x.after}, spec);
+  } else {
+    x.grid = rasters::change_grid(*x.before, *x.after);
+  }
+  vectors::ParcelOptions po;
+  po.file = c.path("inputs.parcels.file");
+  po.layer = c.str("inputs.parcels.layer");
+  po.id_field = c.str("inputs.parcels.id_field");
+  po.land_class_field = c.str("inputs.parcels.land_class_field");
+  po.land_class_optional = !c.given("inputs.parcels.land_class_field");
+  po.basic_farmland_values = c.list("inputs.parcels.basic_farmland_values");
+  po.encoding = c.str("inputs.parcels.encoding");
+  po.crs = c.str("inputs.parcels.crs");
+  po.unique_ids = c.flag("inputs.parcels.unique_ids");
+  x.parcels.emplace(vectors::load_parcels(po, x.grid));
+  x.counts["parcels"] = x.parcels->parcels.size();
+  if (!c.path("inputs.zones.file").empty()) {
+    x.zone_options.layer.file = c.path("inputs.zones.file");
+    x.zone_options.layer.layer = c.str("inputs.zones.layer");
+    x.zone_options.layer.id_field = c.str("inputs.zones.id_field");
+    x.zone_options.layer.crs = c.str("inputs.zones.crs");
+    x.zone_options.layer.label = "zones";
+    x.zone_options.name_field = c.str("inputs.zones.name_field");
+    x.zone_options.type_field = c.str("inputs.zones.type_field");
+    x.zone_options.sensitivity_field = c.str("inputs.zones.sensitivity_field");
+    x.zones.emplace(vectors::load_zones(x.zone_options, x.grid));
+    x.counts["zones"] = x.zones->parcels.size();
+  }
+}
+
+void indices(RunContext& x) {
+  std::vector<rasters::IndexId> ids;
+  for (const auto& n : x.cfg.list("steps.indices.list")) ids.push_back(rasters::parse_index(n));
+  if (std::find(ids.begin(), ids.end(), rasters::parse_index("ndvi")) == ids.end())
+    ids.insert(ids.begin(), rasters::parse_index("ndvi"));  // the indicators need it
+  for (const char* d : {"before", "after"}) {
+    rasters::IndexJob job;
+    job.indices = ids;
+    job.out_dir = x.dir + "/indices/" + d;
+    const rasters::Imagery& im = std::string(d) == "before" ? *x.before : *x.after;
+    const auto r = rasters::compute_indices(im, x.grid, job, x.so);
+    x.counts[std::string("valid_pixels_") + d] = r.valid;
+  }
+  x.ndvi_before = x.dir + "/indices/before/ndvi.tif";
+  x.ndvi_after = x.dir + "/indices/after/ndvi.tif";
+}
+
+void change(RunContext& x) {
+  const Config& c = x.cfg;
+  rasters::ChangeOptions o;
+  o.method = c.str("steps.change.method");
+  o.threshold_method = c.str("steps.change.threshold");
+  o.mad_k = c.num("steps.change.mad_k");
+  o.irmad_alpha = c.num("steps.change.alpha");
+  o.normalize = c.flag("steps.change.normalize");
+  o.cover = c.flag("steps.change.cover");
+  if (c.given("steps.classify.rules")) {
+    o.rules.clear();
+    for (const auto& r : c.list("steps.classify.rules")) o.rules.push_back(rasters::parse_rule(r));
+  }
+  const auto steps = c.list("steps.classify.intensity_steps");
+  for (std::size_t i = 0; i < 3 && i < steps.size(); ++i)
+    o.intensity_steps[i] = std::strtod(steps[i].c_str(), nullptr);
+  o.out_dir = x.dir;
+  x.change = rasters::detect_change(*x.before, *x.after, x.grid, o, x.so);
+  x.counts["valid_pixels_both"] = x.change->valid;
+  nlohmann::json cat = nlohmann::json::object();
+  for (int k = 1; k < rasters::kChangeCategories; ++k) {
+    int64_t n = 0;
+    for (int g = 1; g < 4; ++g)
+      n += x.change->counts[static_cast<std::size_t>(k)][static_cast<std::size_t>(g)];
+    cat[rasters::category_name(static_cast<rasters::ChangeCategory>(k))] = n;
+  }
+  x.counts["changed_pixels"] = cat;
+}
+
+void zonal(RunContext& x) {
+  const Config& c = x.cfg;
+  vectors::IndicatorOptions o;
+  o.ndvi_before = x.ndvi_before;
+  o.ndvi_after = x.ndvi_after;
+  o.change_class = x.dir + "/change_class.tif";
+  if (fs::exists(x.dir + "/change_cover.tif")) o.change_cover = x.dir + "/change_cover.tif";
+  o.vegetated_ndvi = c.num("steps.zonal.vegetated_ndvi");
+  o.alerts.alarm_mu = c.num("steps.zonal.alarm_mu");
+  o.alerts.alarm_ratio = c.num("steps.zonal.alarm_ratio");
+  o.mode = vectors::parse_coverage_mode(c.str("steps.zonal.coverage"));
+  o.township_field = c.str("inputs.parcels.township_field");
+  o.village_field = c.str("inputs.parcels.village_field");
+  x.indicators.emplace(vectors::compute_indicators(*x.parcels, o, x.so));
+  vectors::write_indicators(x.dir + "/parcels.geojson", *x.parcels, *x.indicators, x.grid.crs());
+  vectors::write_indicators(x.dir + "/parcels.csv", *x.parcels, *x.indicators, x.grid.crs());
+  vectors::write_indicators(x.dir + "/farmwatch.gpkg", *x.parcels, *x.indicators, x.grid.crs());
+  vectors::write_summary_csv(x.dir + "/summary_by_township.csv", *x.parcels, *x.indicators, o);
+  int alerts[4] = {0, 0, 0, 0};
+  for (int l : x.indicators->alert) ++alerts[std::clamp(l, 0, 3)];
+  x.counts["parcel_alerts"] = {{"alarm", alerts[3]}, {"warning", alerts[2]}, {"watch", alerts[1]}};
+}
+
+double parse_mmu(const std::string& text) {
+  std::string m = text;
+  double scale = 1;
+  if (m.size() > 2 && m.substr(m.size() - 2) == "mu") {
+    m = m.substr(0, m.size() - 2);
+    scale = 10000.0 / 15.0;
+  }
+  char* end = nullptr;
+  const double v = std::strtod(m.c_str(), &end);
+  if (m.empty() || *end || !(v >= 0))
+    throw_usage("'" + text + "': a number of m2, or of mu with the suffix 'mu' (e.g. 0.6mu)");
+  return v * scale;
+}
+
+void patches(RunContext& x) {
+  const Config& c = x.cfg;
+  PatchRun r;
+  r.patches.change_class = x.dir + "/change_class.tif";
+  r.patches.intensity = x.dir + "/change_intensity.tif";
+  r.patches.magnitude = x.dir + "/change_magnitude.tif";
+  if (fs::exists(x.dir + "/change_cover.tif")) r.patches.cover = x.dir + "/change_cover.tif";
+  r.patches.index_before = x.ndvi_before;
+  r.patches.index_after = x.ndvi_after;
+  r.patches.mmu_m2 = parse_mmu(c.str("steps.patches.mmu"));
+  r.patches.simplify = c.flag("steps.patches.simplify");
+  if (c.given("steps.patches.priority_rules")) {
+    r.patches.rules.clear();
+    for (const auto& t : c.list("steps.patches.priority_rules"))
+      r.patches.rules.push_back(vectors::parse_priority_rule(t));
+  }
+  r.patches.township_field = c.str("inputs.parcels.township_field");
+  r.patches.village_field = c.str("inputs.parcels.village_field");
+  r.parcels = &*x.parcels;
+  r.zones = x.zones ? &*x.zones : nullptr;
+  r.zone_options = x.zone_options;
+  if (c.flag("steps.patches.chips")) {
+    r.before = &*x.before;
+    r.after = &*x.after;
+  }
+  r.out_dir = x.dir;
+  x.patches.emplace(run_patches(r, x.so));
+  // The patches join the parcels in the run's GeoPackage.
+  {
+    DatasetPtr src = open_vector(x.dir + "/patches.gpkg");
+    DatasetPtr dst(static_cast<GDALDataset*>(GDALOpenEx((x.dir + "/farmwatch.gpkg").c_str(),
+                                                        GDAL_OF_VECTOR | GDAL_OF_UPDATE, nullptr,
+                                                        nullptr, nullptr)));
+    if (!dst) throw_output("cannot open for update", {.file = x.dir + "/farmwatch.gpkg"});
+    OGRLayer* l = src->GetLayerByName("patches");
+    if (!l || !dst->CopyLayer(l, "patches"))
+      throw_output("cannot copy the patches layer", {.file = x.dir + "/farmwatch.gpkg"});
+  }
+  fs::remove(x.dir + "/patches.gpkg");
+  int pr[4] = {0, 0, 0, 0};
+  for (const auto& p : x.patches->set.patches) ++pr[std::clamp(p.priority, 1, 3)];
+  x.counts["patches"] = {{"P1", pr[1]}, {"P2", pr[2]}, {"P3", pr[3]}};
+  x.counts["chips"] = x.patches->chips;
+}
+
+void styles(RunContext& x) {
+  write_styles(x.dir);
+}
+
+void report(RunContext& x) {
+  write_report(x);
+}
+
+std::vector<StageSpec> build() {
+  std::vector<StageSpec> s;
+  {
+    StageSpec r{.name = "readers",
+                .doc =
+                    "open both dates (bands, scaling, masks) on one analysis grid, load the "
+                    "parcels and the ecological zones onto it",
+                .options = {},
+                .writes = {},
+                .run = readers};
+    for (auto& o : date_options("before", "earlier")) r.options.push_back(o);
+    for (auto& o : date_options("after", "later")) r.options.push_back(o);
+    const std::vector<OptionSpec> more = {
+        {.key = "inputs.parcels.file",
+         .type = OptType::kFile,
+         .doc = "farmland parcels: any OGR vector (GeoPackage, shapefile, GeoJSON...)",
+         .required = true},
+        {.key = "inputs.parcels.layer", .doc = "layer name (default: the first polygon layer)"},
+        {.key = "inputs.parcels.id_field",
+         .def = "parcel_id",
+         .doc = "unique parcel id field (the FID when this default is absent)"},
+        {.key = "inputs.parcels.unique_ids",
+         .type = OptType::kBool,
+         .def = "false",
+         .doc = "make duplicate ids unique (id-2, id-3) instead of failing"},
+        {.key = "inputs.parcels.land_class_field",
+         .def = "land_class",
+         .doc = "field whose values mark permanent basic farmland (e.g. DLMC)"},
+        {.key = "inputs.parcels.basic_farmland_values",
+         .type = OptType::kList,
+         .def = "permanent_basic_farmland,永久基本农田",
+         .doc = "values of that field meaning permanent basic farmland"},
+        {.key = "inputs.parcels.township_field", .def = "township", .doc = "township name field"},
+        {.key = "inputs.parcels.village_field", .def = "village", .doc = "village name field"},
+        {.key = "inputs.parcels.encoding", .doc = "attribute encoding of a shapefile (e.g. GBK)"},
+        {.key = "inputs.parcels.crs", .doc = "the file's CRS when it has none or a wrong one"},
+        {.key = "inputs.zones.file",
+         .type = OptType::kFile,
+         .doc = "ecological zones (red lines, wetlands...): any OGR vector"},
+        {.key = "inputs.zones.layer", .doc = "layer name"},
+        {.key = "inputs.zones.id_field", .def = "zone_id", .doc = "zone id field"},
+        {.key = "inputs.zones.name_field", .def = "name", .doc = "zone name field"},
+        {.key = "inputs.zones.type_field",
+         .def = "zone_type",
+         .doc = "zone type field (ecological_red_line, wetland, ...)"},
+        {.key = "inputs.zones.sensitivity_field",
+         .def = "sensitivity",
+         .doc = "sensitivity field (low, medium, high, red_line)"},
+        {.key = "inputs.zones.crs", .doc = "the file's CRS when it has none or a wrong one"},
+        {.key = "grid.crs",
+         .doc = "analysis CRS (e.g. EPSG:32650); default: the earlier date's",
+         .check =
+             [](const std::string& t) {
+               OGRSpatialReference srs;
+               return srs.SetFromUserInput(t.c_str()) == OGRERR_NONE
+                          ? std::string()
+                          : "not a CRS GDAL knows (e.g. EPSG:32650)";
+             }},
+        {.key = "grid.resolution",
+         .type = OptType::kNumber,
+         .doc = "analysis pixel size in CRS units; default: the earlier date's",
+         .min = 0},
+    };
+    for (const auto& o : more) r.options.push_back(o);
+    s.push_back(std::move(r));
+  }
+  s.push_back({.name = "indices",
+               .doc = "spectral indices of both dates (NDVI always), Cloud-Optimized GeoTIFFs",
+               .options = {{.key = "steps.indices.list",
+                            .type = OptType::kList,
+                            .def = "ndvi,ndbi,mndwi,bsi",
+                            .doc = "indices to write for each date",
+                            .check =
+                                [](const std::string& n) {
+                                  return error_of([&] { rasters::parse_index(n); });
+                                }}},
+               .writes = {"indices/before/<index>.tif", "indices/after/<index>.tif"},
+               .run = indices});
+  s.push_back(
+      {.name = "change",
+       .doc = "change magnitude, thresholds and the per-pixel change decision",
+       .options = {{.key = "steps.change.method",
+                    .type = OptType::kChoice,
+                    .def = "diff",
+                    .doc = "diff (index differencing), cva (change vector analysis) or irmad",
+                    .choices = {"diff", "cva", "irmad"}},
+                   {.key = "steps.change.threshold",
+                    .type = OptType::kChoice,
+                    .def = "mad",
+                    .doc = "automatic thresholds: mad (median +- k MAD) or otsu",
+                    .choices = {"mad", "otsu"}},
+                   {.key = "steps.change.mad_k",
+                    .type = OptType::kNumber,
+                    .def = "5",
+                    .doc = "k of the MAD rule",
+                    .min = 0.5,
+                    .max = 50},
+                   {.key = "steps.change.alpha",
+                    .type = OptType::kNumber,
+                    .def = "0.001",
+                    .doc = "IR-MAD: change when the no-change probability is below alpha",
+                    .min = 1e-12,
+                    .max = 0.5},
+                   {.key = "steps.change.normalize",
+                    .type = OptType::kBool,
+                    .def = "false",
+                    .doc = "normalise date 2 onto date 1 first (pairs from different seasons "
+                           "or sensors)"},
+                   {.key = "steps.change.cover",
+                    .type = OptType::kBool,
+                    .def = "true",
+                    .doc = "write change_cover.tif (sub-pixel change cover) for exact areas"}},
+       .writes = {"change_class.tif", "change_intensity.tif", "change_magnitude.tif",
+                  "change_cover.tif", "change_stats.json"},
+       .run = change});
+  s.push_back(
+      {.name = "classify",
+       .doc = "change categories and intensity grades (applied within the change pass)",
+       .options = {{.key = "steps.classify.rules",
+                    .type = OptType::kList,
+                    .doc = "category rules in order, first match wins, replacing the defaults: "
+                           "'construction: ndbi1 > 0, zndbi > 1' (docs/change.md)",
+                    .check =
+                        [](const std::string& t) {
+                          return error_of([&] { rasters::parse_rule(t); });
+                        }},
+                   {.key = "steps.classify.intensity_steps",
+                    .type = OptType::kList,
+                    .def = "1,2,3",
+                    .doc = "magnitudes at which a change becomes slight, moderate, severe",
+                    .check =
+                        [](const std::string& t) {
+                          char* end = nullptr;
+                          const double v = std::strtod(t.c_str(), &end);
+                          return t.empty() || *end || !(v > 0)
+                                     ? "expected a positive number, got '" + t + "'"
+                                     : std::string();
+                        }}},
+       .writes = {},
+       .run = nullptr});
+  s.push_back(
+      {.name = "zonal",
+       .doc = "per-parcel NDVI, change and encroachment indicators (exact coverage), "
+              "alert levels, the summary by township and village",
+       .options = {{.key = "steps.zonal.coverage",
+                    .type = OptType::kChoice,
+                    .def = "exact",
+                    .doc = "exact, center or all_touched",
+                    .choices = {"exact", "center", "all_touched"}},
+                   {.key = "steps.zonal.vegetated_ndvi",
+                    .type = OptType::kNumber,
+                    .def = "0.3",
+                    .doc = "NDVI above which a cell is vegetated",
+                    .min = -1,
+                    .max = 1},
+                   {.key = "steps.zonal.alarm_mu",
+                    .type = OptType::kNumber,
+                    .def = "1",
+                    .doc = "alarm: encroachment on basic farmland, mu",
+                    .min = 0},
+                   {.key = "steps.zonal.alarm_ratio",
+                    .type = OptType::kNumber,
+                    .def = "0.1",
+                    .doc = "alarm: encroached share of the parcel",
+                    .min = 0,
+                    .max = 1}},
+       .writes = {"parcels.geojson", "parcels.csv", "summary_by_township.csv", "farmwatch.gpkg"},
+       .run = zonal});
+  s.push_back(
+      {.name = "patches",
+       .doc = "change patches: clumps above the minimum mapping unit, polygons, attributes, "
+              "overlays, priority, evidence chips",
+       .options = {{.key = "steps.patches.mmu",
+                    .def = "400",
+                    .doc = "minimum mapping unit: m2, or mu with the suffix mu (0.6mu)",
+                    .check = [](const std::string& t) { return error_of([&] { parse_mmu(t); }); }},
+                   {.key = "steps.patches.simplify",
+                    .type = OptType::kBool,
+                    .def = "false",
+                    .doc = "simplify outlines within half a pixel"},
+                   {.key = "steps.patches.priority_rules",
+                    .type = OptType::kList,
+                    .doc = "priority rules replacing the defaults: 'P1: category in "
+                           "construction|bare_soil, area_mu >= 1, basic_farmland_area_m2 > 0'",
+                    .check =
+                        [](const std::string& t) {
+                          return error_of([&] {
+                            const auto r = vectors::parse_priority_rule(t);
+                            for (const auto& cnd : r.all) {
+                              for (const auto& cat : cnd.categories) {
+                                const std::string m = check_category(cat);
+                                if (!m.empty()) throw_usage("rule '" + t + "': " + m);
+                              }
+                            }
+                          });
+                        }},
+                   {.key = "steps.patches.chips",
+                    .type = OptType::kBool,
+                    .def = "true",
+                    .doc = "before/after evidence chips for the P1 and P2 patches"}},
+       .writes = {"patches.geojson", "patches.csv", "chips/", "farmwatch.gpkg (layer patches)"},
+       .run = patches});
+  s.push_back({.name = "styles",
+               .doc = "QGIS styles (.qml) beside the class rasters and the vector outputs",
+               .options = {},
+               .writes = {"*.qml"},
+               .run = styles});
+  s.push_back({.name = "report",
+               .doc = "report.html (self-contained) and quicklook.png",
+               .options = {{.key = "steps.report.title",
+                            .def = "farmwatch monitoring report",
+                            .doc = "the report's title"},
+                           {.key = "steps.report.top",
+                            .type = OptType::kInt,
+                            .def = "12",
+                            .doc = "top-priority patches shown with their chips",
+                            .min = 0,
+                            .max = 1000}},
+               .writes = {"report.html", "quicklook.png"},
+               .run = report});
+  s.push_back({.name = "writers",
+               .doc = "the run folder: where it goes (swapped in whole when complete) and what "
+                      "it keeps",
+               .options = {{.key = "outputs.dir",
+                            .type = OptType::kPath,
+                            .def = "farmwatch-output",
+                            .doc = "the run folder (relative to the pipeline file)"}},
+               .writes = {"manifest.json"},
+               .run = nullptr});
+  return s;
+}
+
+}  // namespace
+
+const std::vector<StageSpec>& stages() {
+  static const std::vector<StageSpec> s = build();
+  return s;
+}
+
+const StageSpec* find_stage(const std::string& name) {
+  for (const auto& s : stages()) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+std::vector<const OptionSpec*> all_options() {
+  std::vector<const OptionSpec*> v;
+  for (const auto& s : stages()) {
+    for (const auto& o : s.options) v.push_back(&o);
+  }
+  return v;
+}
+
+}  // namespace fw::pipelines
