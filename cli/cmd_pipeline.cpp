@@ -108,8 +108,34 @@ void add_pipeline_commands(CLI::App& app, Action& action) {
   }
   {
     auto* cmd = app.add_subcommand("stages", "List the pipeline stages and their options");
-    cmd->callback([&action] {
-      action = [] {
+    auto markdown = std::make_shared<bool>(false);
+    cmd->add_flag("--markdown", *markdown, "As the reference tables of docs/pipeline.md");
+    cmd->callback([&action, markdown] {
+      action = [markdown] {
+        if (*markdown) {
+          for (const auto& s : pipelines::stages()) {
+            std::printf("### %s\n\n%s.", s.name.c_str(), s.doc.c_str());
+            if (!s.writes.empty()) {
+              std::printf(" Writes:");
+              for (std::size_t i = 0; i < s.writes.size(); ++i)
+                std::printf("%s `%s`", i ? "," : "", s.writes[i].c_str());
+              std::printf(".");
+            }
+            std::printf("\n\n");
+            if (s.options.empty()) continue;
+            std::printf("| key | type | default | meaning |\n|---|---|---|---|\n");
+            for (const auto& o : s.options) {
+              std::string doc = o.doc;
+              std::string esc;
+              for (char ch : doc) esc += ch == '|' ? std::string("\\|") : std::string(1, ch);
+              std::printf("| `%s` | %s%s | %s | %s |\n", o.key.c_str(),
+                          pipelines::opt_type_name(o.type), o.required ? ", **required**" : "",
+                          o.def.empty() ? "" : ("`" + o.def + "`").c_str(), esc.c_str());
+            }
+            std::printf("\n");
+          }
+          return 0;
+        }
         for (const auto& s : pipelines::stages()) {
           std::printf("%s: %s\n", s.name.c_str(), s.doc.c_str());
           for (const auto& o : s.options) {

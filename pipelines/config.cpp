@@ -142,6 +142,7 @@ class Validator {
   }
 
   void check(const OptionSpec& spec, const YAML::Node& v, const Origin& key_origin) {
+    seen_.insert(spec.key);
     Value val;
     val.given = true;
     val.origin = at(v);
@@ -213,7 +214,7 @@ class Validator {
         const fs::path p = fs::path(text).is_absolute() ? fs::path(text) : fs::path(base_) / text;
         std::error_code ec;
         if (!fs::exists(p, ec) && text.rfind("/vsi", 0) != 0)
-          return fail("file not found: " + p.lexically_normal().string());
+          return fail("file not found: " + fs::absolute(p).lexically_normal().string());
         break;
       }
       default:
@@ -230,6 +231,7 @@ class Validator {
   std::map<std::string, const OptionSpec*> specs_;
   std::set<std::string> sections_;
   std::map<std::string, Value> values_;
+  std::set<std::string> seen_;  // keys given, valid or not
   std::vector<Problem> problems_;
 };
 
@@ -441,21 +443,29 @@ Config load_pipeline_text(const std::string& text, const std::string& name,
       cfg.values_[o->key] = it->second;
       continue;
     }
-    if (o->required) {
-      // Point at the deepest section that is there.
+    if (o->required && !val.seen_.count(o->key)) {
+      // Point at the key of the deepest section that is there.
       YAML::Node n = root;
       Origin where = val.at(root);
-      std::string k = o->key, walked;
-      std::stringstream ss(k);
+      std::stringstream ss(o->key);
       std::string part;
       while (std::getline(ss, part, '.')) {
-        if (!n.IsMap() || !n[part]) break;
-        n.reset(n[part]);
-        where = val.at(n);
+        if (!n.IsMap()) break;
+        bool found = false;
+        for (auto kv = n.begin(); kv != n.end(); ++kv) {
+          if (kv->first.IsScalar() && kv->first.Scalar() == part) {
+            where = val.at(kv->first);
+            n.reset(kv->second);
+            found = true;
+            break;
+          }
+        }
+        if (!found) break;
       }
       val.problem(where, "missing required key '" + o->key + "' (" + o->doc + ")");
       continue;
     }
+    if (o->required) continue;  // given, but wrong: already reported
     Value d;
     d.origin = {"default", 0, 0};
     d.items =

@@ -241,67 +241,73 @@ RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
   }
 
   // The manifest, last, then the swap.
-  nlohmann::json m;
-  m["farmwatch"] = farmwatch_version();
-  nlohmann::json libs = nlohmann::json::object();
-  for (const auto& [name, version] : version_info().libraries) libs[name] = version;
-  m["libraries"] = libs;
-  m["pipeline"] = cfg.file();
-  m["run_key"] = run_key;
-  m["finished"] = now_utc();
-  m["inputs"] = inputs;
-  m["configuration"] = nlohmann::json::parse(config_json);
-  if (x.change) {
-    nlohmann::json th = nlohmann::json::array();
-    for (const auto& t : x.change->thresholds)
-      th.push_back({{"index", t.index},
-                    {"median", t.median},
-                    {"mad", t.mad},
-                    {"threshold", t.threshold},
-                    {"method", t.method}});
-    m["thresholds"] = th;
-  }
-  m["seconds"] = timings;
-  m["seconds_total"] =
-      std::round(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() *
-                 1000) /
-      1000;
-  m["counts"] = x.counts;
-  m["warnings"] = x.warnings;
-  m["status"] = "ok";
-  m["exit_code"] = 0;
-  rep.files = list_files(staging.string());
-  rep.files.push_back("manifest.json");
-  std::sort(rep.files.begin(), rep.files.end());
-  m["files"] = rep.files;
-  write_file_atomic((staging / "manifest.json").string(), m.dump(2) + "\n");
-  sync_dir(staging.string());
-  rep.manifest = m;
+  try {
+    nlohmann::json m;
+    m["farmwatch"] = farmwatch_version();
+    nlohmann::json libs = nlohmann::json::object();
+    for (const auto& [name, version] : version_info().libraries) libs[name] = version;
+    m["libraries"] = libs;
+    m["pipeline"] = cfg.file();
+    m["run_key"] = run_key;
+    m["finished"] = now_utc();
+    m["inputs"] = inputs;
+    m["configuration"] = nlohmann::json::parse(config_json);
+    if (x.change) {
+      nlohmann::json th = nlohmann::json::array();
+      for (const auto& t : x.change->thresholds)
+        th.push_back({{"index", t.index},
+                      {"median", t.median},
+                      {"mad", t.mad},
+                      {"threshold", t.threshold},
+                      {"method", t.method}});
+      m["thresholds"] = th;
+    }
+    m["seconds"] = timings;
+    m["seconds_total"] =
+        std::round(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() *
+            1000) /
+        1000;
+    m["counts"] = x.counts;
+    m["warnings"] = x.warnings;
+    m["status"] = "ok";
+    m["exit_code"] = 0;
+    rep.files = list_files(staging.string());
+    rep.files.push_back("manifest.json");
+    std::sort(rep.files.begin(), rep.files.end());
+    m["files"] = rep.files;
+    write_file_atomic((staging / "manifest.json").string(), m.dump(2) + "\n");
+    sync_dir(staging.string());
+    rep.manifest = m;
 
-  if (ro.before_stage) ro.before_stage("swap");
-  if (fs::exists(target)) {
-    if (!exchange(staging.string(), target.string())) {
-      // No atomic exchange here: move the old folder aside, then the new one in.
-      const fs::path aside = parent / (stem + ".previous-" + pid);
-      fs::rename(target, aside, ec);
-      if (ec)
-        throw_output("cannot move the previous outputs aside: " + ec.message(),
-                     {.file = target.string()});
+    if (ro.before_stage) ro.before_stage("swap");
+    if (fs::exists(target)) {
+      if (!exchange(staging.string(), target.string())) {
+        // No atomic exchange here: move the old folder aside, then the new one in.
+        const fs::path aside = parent / (stem + ".previous-" + pid);
+        fs::rename(target, aside, ec);
+        if (ec)
+          throw_output("cannot move the previous outputs aside: " + ec.message(),
+                       {.file = target.string()});
+        fs::rename(staging, target, ec);
+        if (ec) {
+          fs::rename(aside, target);
+          throw_output("cannot move the outputs into place: " + ec.message(),
+                       {.file = target.string()});
+        }
+        fs::remove_all(aside, ec);
+      } else {
+        fs::remove_all(staging, ec);  // now the previous outputs
+      }
+    } else {
       fs::rename(staging, target, ec);
-      if (ec) {
-        fs::rename(aside, target);
+      if (ec)
         throw_output("cannot move the outputs into place: " + ec.message(),
                      {.file = target.string()});
-      }
-      fs::remove_all(aside, ec);
-    } else {
-      fs::remove_all(staging, ec);  // now the previous outputs
     }
-  } else {
-    fs::rename(staging, target, ec);
-    if (ec)
-      throw_output("cannot move the outputs into place: " + ec.message(),
-                   {.file = target.string()});
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
   }
   sync_dir(parent.string());
   log::info("run complete",
