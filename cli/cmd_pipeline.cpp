@@ -199,8 +199,8 @@ void add_pipeline_commands(CLI::App& app, Action& action) {
     auto* cmd = app.add_subcommand(
         "demo", "Synthesise a realistic scene and run the default pipeline on it");
     struct Args {
-      std::string out = "farmwatch-demo", size = "2048";
-      int parcels = 2000;
+      std::string out = "farmwatch-demo", size = "4096";
+      int parcels = 8000;
       bool force = false;
     };
     auto a = std::make_shared<Args>();

@@ -86,3 +86,36 @@ TEST(Cli, UnwritableOutputExitsWithCode4) {
 
 }  // namespace
 }  // namespace fw
+
+namespace fw {
+namespace {
+
+TEST(CliDemo, TheReadmesFirstCommandWritesEveryOutput) {
+  test::TempDir d;
+  std::string out;
+  ASSERT_EQ(
+      test::run(std::string(FW_BINARY) + " --log-level warn demo --size 320 --parcels 40 --out " +
+                    d.path() + " 2>&1",
+                &out),
+      0)
+      << out;
+  for (const char* f :
+       {"scene/date1.tif", "scene/truth.json", "run/change_class.tif", "run/change_intensity.tif",
+        "run/change_magnitude.tif", "run/change_stats.json", "run/indices/before/ndvi.tif",
+        "run/parcels.geojson", "run/parcels.csv", "run/summary_by_township.csv",
+        "run/patches.geojson", "run/patches.csv", "run/farmwatch.gpkg", "run/report.html",
+        "run/quicklook.png", "run/manifest.json", "run/change_class.qml", "run/patches.qml"})
+    EXPECT_TRUE(std::filesystem::exists(d / f)) << f;
+  EXPECT_NE(out.find("report.html"), std::string::npos) << out;
+  EXPECT_NE(out.find("QGIS"), std::string::npos) << out;
+  // Again: up to date.
+  ASSERT_EQ(
+      test::run(std::string(FW_BINARY) + " --log-level warn demo --size 320 --parcels 40 --out " +
+                    d.path() + " 2>&1",
+                &out),
+      0);
+  EXPECT_NE(out.find("up to date"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace fw
