@@ -5,7 +5,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 timeit() {
   local label=$1; shift
   local ts=() mem=0
-  for i in 1 2 3; do
+  for i in $(seq "${RUNS:-3}"); do
     rm -rf "$W"/out; mkdir -p "$W"/out
     local s
     s=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$W/err"; } 2>&1; tail -1 "$W/err")
