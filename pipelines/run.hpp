@@ -38,7 +38,7 @@ struct RunContext {
   SchedulerOptions so;
   std::optional<rasters::Imagery> before, after;
   Grid grid;
-  std::optional<vectors::ParcelSet> parcels, zones;
+  std::optional<vectors::ParcelSet> parcels, zones, admin;
   vectors::ZoneOptions zone_options;
   std::string ndvi_before, ndvi_after;  // written by the indices stage
   std::optional<rasters::ChangeResult> change;

@@ -149,6 +149,30 @@ void readers(RunContext& x) {
     x.zones.emplace(vectors::load_zones(x.zone_options, x.grid));
     x.counts["zones"] = x.zones->parcels.size();
   }
+  if (!c.path("inputs.admin.file").empty()) {
+    vectors::ParcelOptions ao;
+    ao.file = c.path("inputs.admin.file");
+    ao.layer = c.str("inputs.admin.layer");
+    ao.crs = c.str("inputs.admin.crs");
+    ao.encoding = c.str("inputs.admin.encoding");
+    ao.unique_ids = true;  // ids do not matter here
+    ao.label = "administrative units";
+    x.admin.emplace(vectors::load_parcels(ao, x.grid));
+    for (const char* k : {"inputs.admin.township_field", "inputs.admin.village_field"}) {
+      const std::string& f = c.str(k);
+      if (f.empty()) continue;
+      bool found = false;
+      std::string have;
+      for (const auto& fd : x.admin->fields) {
+        found |= fd.name == f;
+        have += (have.empty() ? "" : ", ") + fd.name;
+      }
+      if (!found)
+        throw_input("no field '" + f + "' (" + k + "; fields: " + have + ")",
+                    {.file = ao.file, .layer = x.admin->layer, .field = f});
+    }
+    x.counts["admin_units"] = x.admin->parcels.size();
+  }
 }
 
 void indices(RunContext& x) {
@@ -252,6 +276,11 @@ void patches(RunContext& x) {
   }
   r.patches.township_field = c.str("inputs.parcels.township_field");
   r.patches.village_field = c.str("inputs.parcels.village_field");
+  if (x.admin) {
+    r.patches.admin = &*x.admin;
+    r.patches.admin_township_field = c.str("inputs.admin.township_field");
+    r.patches.admin_village_field = c.str("inputs.admin.village_field");
+  }
   r.parcels = &*x.parcels;
   r.zones = x.zones ? &*x.zones : nullptr;
   r.zone_options = x.zone_options;
@@ -336,6 +365,19 @@ std::vector<StageSpec> build() {
          .def = "sensitivity",
          .doc = "sensitivity field (low, medium, high, red_line)"},
         {.key = "inputs.zones.crs", .doc = "the file's CRS when it has none or a wrong one"},
+        {.key = "inputs.admin.file",
+         .type = OptType::kFile,
+         .doc = "administrative units (townships or villages): a patch's township and village "
+                "come from the unit it overlaps most, not from the parcels"},
+        {.key = "inputs.admin.layer", .doc = "layer name"},
+        {.key = "inputs.admin.township_field",
+         .def = "township",
+         .doc = "township name field ('' = none)"},
+        {.key = "inputs.admin.village_field",
+         .def = "village",
+         .doc = "village name field ('' = none)"},
+        {.key = "inputs.admin.encoding", .doc = "attribute encoding of a shapefile (e.g. GBK)"},
+        {.key = "inputs.admin.crs", .doc = "the file's CRS when it has none or a wrong one"},
         {.key = "grid.crs",
          .doc = "analysis CRS (e.g. EPSG:32650); default: the earlier date's",
          .check =

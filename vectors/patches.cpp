@@ -756,6 +756,28 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
       CPLPopErrorHandler();
     });
   }
+  if (nk > 0 && opt.admin && !opt.admin->parcels.empty()) {
+    const BoxIndex index(*opt.admin, 256 * cell);
+    const int ti = field_index(*opt.admin, opt.admin_township_field);
+    const int vi = field_index(*opt.admin, opt.admin_village_field);
+    parallel_for_n(nk, [&](std::size_t i) {
+      Patch& p = out.patches[i];
+      OGREnvelope e;
+      p.geom->getEnvelope(&e);
+      double best = 0;
+      CPLPushErrorHandler(CPLQuietErrorHandler);
+      for (std::size_t k : index.query(e)) {
+        const Parcel& u = opt.admin->parcels[k];
+        GeometryPtr g(p.geom->Intersection(u.geom.get()));
+        const double a = g ? OGR_G_Area(OGRGeometry::ToHandle(g.get())) : 0.0;
+        if (!(a > best)) continue;
+        best = a;
+        p.township = ti >= 0 ? u.attrs[static_cast<std::size_t>(ti)] : "";
+        p.village = vi >= 0 ? u.attrs[static_cast<std::size_t>(vi)] : "";
+      }
+      CPLPopErrorHandler();
+    });
+  }
   lap("overlays");
   // 6. Priority: the most urgent rule that holds.
   for (Patch& p : out.patches) {

@@ -57,6 +57,10 @@ struct PatchOptions {
   bool simplify = false;                  // simplify within half a pixel (topology kept)
   std::vector<PriorityRule> rules = default_priority_rules();
   std::string township_field = "township", village_field = "village";
+  // An administrative layer (townships or villages): when given, a patch's township and village
+  // come from the unit it overlaps most, instead of from the parcels.
+  const ParcelSet* admin = nullptr;
+  std::string admin_township_field = "township", admin_village_field = "village";
 };
 
 struct Patch {

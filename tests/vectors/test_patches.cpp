@@ -457,6 +457,33 @@ TEST(PatchesTall, ClumpsTallerThanTheRowsKeptAreDrawnFromTheirBoxes) {
   EXPECT_EQ(read_file(dir / "roomy/patches.csv"), read_file(dir / "tight/patches.csv"));
 }
 
+TEST_F(Patches, AdministrativeUnitsNameTheTownshipAndVillage) {
+  // Two townships split at column 23: construction B (columns 20-27) lies mostly in the east, bare
+  // soil C (columns 5-9) in the west. The parcels' own township fields are ignored then.
+  write_layer(dir_ / "admin.gpkg", "units", 4490, {"code", "XZMC", "CJMC"},
+              {{rect_wkt(0, 23, 0, 50), {"1", "西乡", "西村"}},
+               {rect_wkt(23, 60, 0, 50), {"2", "东镇", "东村"}}});
+  vectors::ParcelOptions ao;
+  ao.file = dir_ / "admin.gpkg";
+  const auto admin = vectors::load_parcels(ao, grid_);
+  const auto p = parcels();
+  pipelines::PatchRun r;
+  r.patches.change_class = dir_ / "change_class.tif";
+  r.patches.admin = &admin;
+  r.patches.admin_township_field = "XZMC";
+  r.patches.admin_village_field = "CJMC";
+  r.parcels = &p;
+  r.out_dir = dir_ / "admin_out";
+  const auto res = pipelines::run_patches(r);
+  const auto* b = find(res.set, "CP1-000020-000020");
+  const auto* c = find(res.set, "CP2-000030-000005");
+  ASSERT_TRUE(b && c);
+  EXPECT_EQ(b->township, "东镇");
+  EXPECT_EQ(b->village, "东村");
+  EXPECT_EQ(c->township, "西乡");
+  EXPECT_EQ(c->village, "西村");
+}
+
 TEST_F(Patches, BadInput) {
   // An all-unchanged raster: no patches, valid empty outputs.
   std::vector<uint8_t> none(kW * kH, 0);
