@@ -3,6 +3,7 @@
 #include <ogrsf_frmts.h>
 
 #include <algorithm>
+#include <exception>
 #include <filesystem>
 
 #include "engine/error.hpp"
@@ -235,10 +236,27 @@ void zonal(RunContext& x) {
   o.township_field = c.str("inputs.parcels.township_field");
   o.village_field = c.str("inputs.parcels.village_field");
   x.indicators.emplace(vectors::compute_indicators(*x.parcels, o, x.so));
-  vectors::write_indicators(x.dir + "/parcels.geojson", *x.parcels, *x.indicators, x.grid.crs());
-  vectors::write_indicators(x.dir + "/parcels.csv", *x.parcels, *x.indicators, x.grid.crs());
-  vectors::write_indicators(x.dir + "/farmwatch.gpkg", *x.parcels, *x.indicators, x.grid.crs());
-  vectors::write_summary_csv(x.dir + "/summary_by_township.csv", *x.parcels, *x.indicators, o);
+  // Four independent files: written side by side.
+  std::exception_ptr failed[4];
+  parallel_for_n(
+      4,
+      [&](std::size_t k) {
+        try {
+          if (k == 3) {
+            vectors::write_summary_csv(x.dir + "/summary_by_township.csv", *x.parcels,
+                                       *x.indicators, o);
+          } else {
+            const char* name[] = {"/parcels.geojson", "/farmwatch.gpkg", "/parcels.csv"};
+            vectors::write_indicators(x.dir + name[k], *x.parcels, *x.indicators, x.grid.crs());
+          }
+        } catch (...) {
+          failed[k] = std::current_exception();
+        }
+      },
+      x.so.threads);
+  for (const auto& e : failed) {
+    if (e) std::rethrow_exception(e);
+  }
   int alerts[4] = {0, 0, 0, 0};
   for (int l : x.indicators->alert) ++alerts[std::clamp(l, 0, 3)];
   x.counts["parcel_alerts"] = {{"alarm", alerts[3]}, {"warning", alerts[2]}, {"watch", alerts[1]}};
