@@ -83,17 +83,7 @@ void add_patches(CLI::App& app, Action& action) {
       po.index_before = a->index_before;
       po.index_after = a->index_after;
       po.simplify = a->simplify;
-      std::string m = a->mmu;
-      double scale = 1;
-      if (m.size() > 2 && m.substr(m.size() - 2) == "mu") {
-        m = m.substr(0, m.size() - 2);
-        scale = 10000.0 / 15.0;
-      }
-      char* end = nullptr;
-      const double v = std::strtod(m.c_str(), &end);
-      if (m.empty() || *end || !(v >= 0))
-        throw_usage("--mmu '" + a->mmu + "': a number of m2, or of mu with the suffix 'mu'");
-      po.mmu_m2 = v * scale;
+      po.mmu_m2 = vectors::parse_mmu(a->mmu);
       if (!a->rules.empty()) {
         po.rules.clear();
         for (const auto& r : a->rules) po.rules.push_back(vectors::parse_priority_rule(r));

@@ -262,19 +262,7 @@ void zonal(RunContext& x) {
   x.counts["parcel_alerts"] = {{"alarm", alerts[3]}, {"warning", alerts[2]}, {"watch", alerts[1]}};
 }
 
-double parse_mmu(const std::string& text) {
-  std::string m = text;
-  double scale = 1;
-  if (m.size() > 2 && m.substr(m.size() - 2) == "mu") {
-    m = m.substr(0, m.size() - 2);
-    scale = 10000.0 / 15.0;
-  }
-  char* end = nullptr;
-  const double v = std::strtod(m.c_str(), &end);
-  if (m.empty() || *end || !(v >= 0))
-    throw_usage("'" + text + "': a number of m2, or of mu with the suffix 'mu' (e.g. 0.6mu)");
-  return v * scale;
-}
+using vectors::parse_mmu;
 
 void patches(RunContext& x) {
   const Config& c = x.cfg;

@@ -257,6 +257,21 @@ PriorityRule parse_priority_rule(const std::string& text) {
   return r;
 }
 
+double parse_mmu(const std::string& text) {
+  std::string m = text;
+  double scale = 1;
+  if (m.size() > 2 && m.substr(m.size() - 2) == "mu") {
+    m = m.substr(0, m.size() - 2);
+    scale = kMu;
+  }
+  char* end = nullptr;
+  const double v = std::strtod(m.c_str(), &end);
+  if (m.empty() || *end || !(v >= 0))
+    throw_usage("minimum mapping unit '" + text +
+                "': a number of m2, or of mu with the suffix 'mu' (e.g. 0.6mu)");
+  return v * scale;
+}
+
 std::vector<PriorityRule> default_priority_rules() {
   return {
       parse_priority_rule(
@@ -706,76 +721,58 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   }
   const std::size_t nk = out.patches.size();
 
-  // 5. Overlays: parcels (farmland, basic farmland, ids, township and village) and zones.
-  if (nk > 0 && parcels && !parcels->parcels.empty()) {
-    const BoxIndex index(*parcels, 64 * cell);
-    const int ti = field_index(*parcels, opt.township_field);
-    const int vi = field_index(*parcels, opt.village_field);
+  // 5. Overlays: parcels (farmland, basic farmland, ids, township and village), zones, and the
+  // administrative units. For every patch and every polygon of `set` whose box meets it (in
+  // parcel order), `use(patch, polygon, overlap m2)` for a positive overlap; patches in parallel.
+  auto overlay = [&](const ParcelSet* set, double bucket, auto&& use) {
+    if (nk == 0 || !set || set->parcels.empty()) return;
+    const BoxIndex index(*set, bucket * cell);
     parallel_for_n(nk, [&](std::size_t i) {
       Patch& p = out.patches[i];
       OGREnvelope e;
       p.geom->getEnvelope(&e);
-      double best = 0;
       CPLPushErrorHandler(CPLQuietErrorHandler);
       for (std::size_t k : index.query(e)) {
-        const Parcel& q = parcels->parcels[k];
+        const Parcel& q = set->parcels[k];
         GeometryPtr g(p.geom->Intersection(q.geom.get()));
         const double a = g ? OGR_G_Area(OGRGeometry::ToHandle(g.get())) * unit * unit : 0.0;
-        if (!(a > 1e-9)) continue;
-        p.farmland_area_m2 += a;
-        if (q.basic_farmland) p.basic_farmland_area_m2 += a;
-        p.parcel_ids.push_back(q.id);
-        if (a > best) {
-          best = a;
-          if (ti >= 0) p.township = q.attrs[static_cast<std::size_t>(ti)];
-          if (vi >= 0) p.village = q.attrs[static_cast<std::size_t>(vi)];
-        }
+        if (a > 1e-9) use(p, q, a);
       }
       CPLPopErrorHandler();
     });
+  };
+  auto attr = [](const Parcel& q, int f) {
+    return f >= 0 ? q.attrs[static_cast<std::size_t>(f)] : std::string();
+  };
+  if (parcels) {
+    const int ti = field_index(*parcels, opt.township_field);
+    const int vi = field_index(*parcels, opt.village_field);
+    std::vector<double> best(nk, 0.0);
+    overlay(parcels, 64, [&](Patch& p, const Parcel& q, double a) {
+      p.farmland_area_m2 += a;
+      if (q.basic_farmland) p.basic_farmland_area_m2 += a;
+      p.parcel_ids.push_back(q.id);
+      double& b = best[static_cast<std::size_t>(&p - out.patches.data())];
+      if (a > b) b = a, p.township = attr(q, ti), p.village = attr(q, vi);
+    });
   }
-  if (nk > 0 && zones && !zones->parcels.empty()) {
-    const BoxIndex index(*zones, 256 * cell);
+  if (zones) {
     const int ni = field_index(*zones, zo.name_field), yi = field_index(*zones, zo.type_field),
               si = field_index(*zones, zo.sensitivity_field);
-    parallel_for_n(nk, [&](std::size_t i) {
-      Patch& p = out.patches[i];
-      OGREnvelope e;
-      p.geom->getEnvelope(&e);
-      CPLPushErrorHandler(CPLQuietErrorHandler);
-      for (std::size_t k : index.query(e)) {
-        const Parcel& z = zones->parcels[k];
-        GeometryPtr g(p.geom->Intersection(z.geom.get()));
-        const double a = g ? OGR_G_Area(OGRGeometry::ToHandle(g.get())) * unit * unit : 0.0;
-        if (!(a > 1e-9) || a <= p.zone_area_m2) continue;
-        p.zone_area_m2 = a;
-        p.zone_id = z.id;
-        auto attr = [&](int f) { return f >= 0 ? z.attrs[static_cast<std::size_t>(f)] : ""; };
-        p.zone_name = attr(ni), p.zone_type = attr(yi), p.zone_sensitivity = attr(si);
-      }
-      CPLPopErrorHandler();
+    overlay(zones, 256, [&](Patch& p, const Parcel& z, double a) {
+      if (a <= p.zone_area_m2) return;
+      p.zone_area_m2 = a;
+      p.zone_id = z.id;
+      p.zone_name = attr(z, ni), p.zone_type = attr(z, yi), p.zone_sensitivity = attr(z, si);
     });
   }
-  if (nk > 0 && opt.admin && !opt.admin->parcels.empty()) {
-    const BoxIndex index(*opt.admin, 256 * cell);
+  if (opt.admin) {
     const int ti = field_index(*opt.admin, opt.admin_township_field);
     const int vi = field_index(*opt.admin, opt.admin_village_field);
-    parallel_for_n(nk, [&](std::size_t i) {
-      Patch& p = out.patches[i];
-      OGREnvelope e;
-      p.geom->getEnvelope(&e);
-      double best = 0;
-      CPLPushErrorHandler(CPLQuietErrorHandler);
-      for (std::size_t k : index.query(e)) {
-        const Parcel& u = opt.admin->parcels[k];
-        GeometryPtr g(p.geom->Intersection(u.geom.get()));
-        const double a = g ? OGR_G_Area(OGRGeometry::ToHandle(g.get())) : 0.0;
-        if (!(a > best)) continue;
-        best = a;
-        p.township = ti >= 0 ? u.attrs[static_cast<std::size_t>(ti)] : "";
-        p.village = vi >= 0 ? u.attrs[static_cast<std::size_t>(vi)] : "";
-      }
-      CPLPopErrorHandler();
+    std::vector<double> best(nk, 0.0);
+    overlay(opt.admin, 256, [&](Patch& p, const Parcel& u, double a) {
+      double& b = best[static_cast<std::size_t>(&p - out.patches.data())];
+      if (a > b) b = a, p.township = attr(u, ti), p.village = attr(u, vi);
     });
   }
   lap("overlays");

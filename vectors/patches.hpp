@@ -97,6 +97,9 @@ PatchSet extract_patches(const PatchOptions& options, const ParcelSet* parcels,
                          const ParcelSet* zones, const ZoneOptions& zone_options,
                          const SchedulerOptions& scheduler = {});
 
+// A minimum mapping unit: "400" (m2) or "0.6mu"; throws fw::Error (usage) saying what is expected.
+double parse_mmu(const std::string& text);
+
 // Zones: loads the layer (id field zone_id or the FID) and checks the name, type and
 // sensitivity fields exist (an error naming the file, layer and field otherwise).
 ParcelSet load_zones(const ZoneOptions& options, const Grid& grid);
