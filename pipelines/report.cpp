@@ -75,7 +75,6 @@ void write_quicklook(RunContext& x, const std::string& path) {
     rgb[3 * i] = r, rgb[3 * i + 1] = g, rgb[3 * i + 2] = bl;
   }
   if (x.patches) {
-    const GeoTransform& gt = x.grid.transform();
     auto plot = [&](int px, int py) {
       if (px < 0 || py < 0 || px >= w || py >= h) return;
       const auto k = 3 * (static_cast<std::size_t>(py) * w + px);
@@ -95,7 +94,6 @@ void write_quicklook(RunContext& x, const std::string& path) {
         }
       }
     }
-    (void)gt;
   }
   DatasetPtr mem(driver("MEM").Create("", w, h, 3, GDT_Byte, nullptr));
   for (int k = 0; k < 3; ++k) {

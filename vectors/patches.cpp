@@ -573,8 +573,8 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
       Cells cells;
       std::array<std::vector<float>, Clump::kChannels> values;
     };
-    const WindowPlan plan = sched.plan(grid.height() > 0 ? width : 1, grid.height(),
-                                       static_cast<int>(width), bh, with_cover ? 26.0 : 20.0);
+    const WindowPlan plan =
+        sched.plan(width, grid.height(), static_cast<int>(width), bh, with_cover ? 26.0 : 20.0);
     sched.run<Strip>(
         plan,
         [&](const Window& w, std::size_t) {
@@ -597,9 +597,12 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
           const auto ww = static_cast<std::size_t>(w.w);
           for (int64_t r = 0; r < w.h; ++r) {
             const auto off = static_cast<std::size_t>(r) * ww;
+            // The oldest row gives its buffers to the new one when the rows held are at the cap.
             Cells row;
-            if (!rows.empty() && (rows.size() >= static_cast<std::size_t>(max_rows))) {
-              row = std::move(rows.front());  // recycled below if still needed
+            if (rows.size() >= static_cast<std::size_t>(max_rows)) {
+              row = std::move(rows.front());
+              rows.pop_front();
+              ++first;
             }
             row.dom.assign(s.cells.dom.begin() + static_cast<std::ptrdiff_t>(off),
                            s.cells.dom.begin() + static_cast<std::ptrdiff_t>(off + ww));
@@ -612,10 +615,6 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
                     s.cells.cov.begin() +
                         static_cast<std::ptrdiff_t>(b * static_cast<std::size_t>(w.pixels()) + off),
                     ww, row.cov.begin() + static_cast<std::ptrdiff_t>(b * ww));
-            }
-            if (!rows.empty() && rows.size() >= static_cast<std::size_t>(max_rows)) {
-              rows.pop_front();
-              ++first;
             }
             rows.push_back(std::move(row));
             std::array<const float*, Clump::kChannels> vals{};
