@@ -1,4 +1,4 @@
-// `farmwatch validate | stages | run | monitor | demo`: pipelines and the monitoring run.
+// `farmwatch validate | stages | run | monitor | verify | demo`: pipelines and the monitoring run.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -83,6 +83,8 @@ std::string monitor_pipeline(const MonitorArgs& a) {
   j["inputs"]["parcels"]["file"] = absolute(a.parcels);
   if (!a.zones.empty()) j["inputs"]["zones"]["file"] = absolute(a.zones);
   j["outputs"]["dir"] = absolute(a.out);
+  if (!a.history.empty())
+    j["history"]["store"] = a.history.rfind("PG:", 0) == 0 ? a.history : absolute(a.history);
   return j.dump(2);
 }
 
@@ -182,16 +184,53 @@ void add_pipeline_commands(CLI::App& app, Action& action) {
     cmd->add_option("--mask-type", a->mask_type, "scl, qa_pixel or binary")
         ->check(CLI::IsMember({"scl", "qa_pixel", "binary"}))
         ->capture_default_str();
-    cmd->add_option("--history", a->history, "History store (not yet supported)");
+    cmd->add_option("--history", a->history,
+                    "History store: a GeoPackage path or a PG: connection string");
     cmd->add_option("--set", a->sets, "Override any pipeline key: key.path=value (repeatable)");
     cmd->add_flag("--force", a->force, "Run even when the outputs are up to date");
     cmd->add_option("--out", a->out, "The run folder")->required();
     cmd->callback([&action, a] {
       action = [a] {
-        if (!a->history.empty())
-          throw_usage("--history: the history store is not built yet (issue 8)");
         return execute(pipelines::load_pipeline_text(monitor_pipeline(*a), "monitor", a->sets),
                        a->force);
+      };
+    });
+  }
+  {
+    auto* verify = app.add_subcommand(
+        "verify", "Field verification: export the open cases, import the filled-in file");
+    verify->require_subcommand(1);
+    struct Args {
+      std::string store, file;
+      bool all = false;
+    };
+    auto a = std::make_shared<Args>();
+    auto* ex = verify->add_subcommand(
+        "export", "Write the open cases with empty verification fields (.gpkg .geojson .csv .shp)");
+    ex->add_option("--history", a->store, "History store")->required();
+    ex->add_option("--out", a->file, "File to write")->required();
+    ex->add_flag("--all", a->all, "Every case, closed ones too");
+    ex->callback([&action, a] {
+      action = [a] {
+        const auto r = pipelines::history::export_verification(a->store, a->file, a->all);
+        std::printf("wrote %lld cases to %s\n", static_cast<long long>(r.cases), a->file.c_str());
+        return 0;
+      };
+    });
+    auto* im = verify->add_subcommand(
+        "import", "Apply a filled-in verification file to the store (all rows or none)");
+    im->add_option("file", a->file, "The filled-in file (any OGR format with track_id)")
+        ->required();
+    im->add_option("--history", a->store, "History store")->required();
+    im->callback([&action, a] {
+      action = [a] {
+        const auto r = pipelines::history::import_verification(a->store, a->file);
+        std::printf(
+            "imported %lld verified cases from %s (%lld closed: legal or false alarm, not "
+            "alerted again; %lld rows not filled in)\n",
+            static_cast<long long>(r.applied), a->file.c_str(), static_cast<long long>(r.closed),
+            static_cast<long long>(r.unchanged));
+        return 0;
       };
     });
   }

@@ -327,7 +327,8 @@ std::vector<std::string> Config::list(const std::string& key) const {
 }
 std::string Config::path(const std::string& key) const {
   const std::string& s = str(key);
-  if (s.empty() || s.rfind("/vsi", 0) == 0 || fs::path(s).is_absolute()) return s;
+  if (s.empty() || s.rfind("/vsi", 0) == 0 || s.rfind("PG:", 0) == 0 || fs::path(s).is_absolute())
+    return s;
   return (fs::path(base_) / s).lexically_normal().string();
 }
 std::vector<std::string> Config::paths(const std::string& key) const {

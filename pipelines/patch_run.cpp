@@ -48,12 +48,14 @@ PatchRunResult run_patches(const PatchRun& run, const SchedulerOptions& so) {
     });
     res.chips = static_cast<int64_t>(todo.size()) * 4;
   }
-  vectors::write_patches(run.out_dir, res.set);
-  for (const char* f : {"/patches.geojson", "/patches.gpkg", "/patches.csv"})
-    res.files.push_back(run.out_dir + f);
+  if (run.write) {
+    vectors::write_patches(run.out_dir, res.set);
+    for (const char* f : {"/patches.geojson", "/patches.gpkg", "/patches.csv"})
+      res.files.push_back(run.out_dir + f);
+  }
   int counts[4] = {0, 0, 0, 0};
   for (const auto& p : patches) ++counts[std::clamp(p.priority, 1, 3)];
-  log::info("patches written", {{"dir", run.out_dir},
+  log::info(run.write ? "patches written" : "patches found", {{"dir", run.out_dir},
                                 {"patches", std::to_string(patches.size())},
                                 {"P1", std::to_string(counts[1])},
                                 {"P2", std::to_string(counts[2])},

@@ -22,6 +22,7 @@ struct PatchRun {
   rasters::ChipOptions chip_options;
   int chip_margin = 8;  // cells around the patch's box (at least)
   std::string out_dir;
+  bool write = true;  // write patches.geojson, .gpkg and .csv (false: the caller writes them)
 };
 
 struct PatchRunResult {

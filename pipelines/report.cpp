@@ -200,7 +200,43 @@ void write_report(RunContext& x) {
     o << "<tr><td class=l>" << html(k) << "</td><td>" << v[0] << "</td><td>" << v[1] << "</td><td>"
       << v[2] << "</td><td>" << num(v[3] / (10000.0 / 15.0), 2) << "</td></tr>\n";
   }
-  o << "</table>\n<h2>Quick look</h2>\n<p>The change map (construction red, bare soil brown, "
+  o << "</table>\n";
+  if (x.history) {
+    // New against persisting cases, and what is overdue.
+    const history::Result& h = *x.history;
+    const auto& k = h.counts;
+    o << "<h2>History (run " << h.run_id << ", " << html(h.run_date) << ")</h2>\n"
+      << "<table><tr><th>new</th><th>persisting</th><th>expanded</th><th>resolved</th>"
+      << "<th>unobserved (clouds)</th><th>merged</th><th>verified, not alerted</th>"
+      << "<th>open</th><th>overdue</th></tr><tr><td>" << k.new_cases << "</td><td>" << k.persisting
+      << "</td><td>" << k.expanded << "</td><td>" << k.resolved << "</td><td>" << k.unobserved
+      << "</td><td>" << k.merged << "</td><td>" << k.verified << "</td><td>" << k.open
+      << "</td><td class=P1>" << k.overdue << "</td></tr></table>\n";
+    std::vector<const history::Observation*> late;
+    for (const auto& ob : h.observations) {
+      if (ob.overdue) late.push_back(&ob);
+    }
+    std::stable_sort(late.begin(), late.end(), [](auto* a, auto* b) {
+      return a->priority != b->priority ? a->priority < b->priority : a->due_date < b->due_date;
+    });
+    if (!late.empty()) {
+      o << "<h3>Overdue cases</h3>\n<table><tr><th class=l>case</th><th class=l>priority</th>"
+        << "<th class=l>category</th><th class=l>first seen</th><th class=l>due</th>"
+        << "<th>days open</th><th class=l>status</th></tr>\n";
+      for (std::size_t i = 0; i < late.size() && i < 200; ++i) {
+        const auto* ob = late[i];
+        o << "<tr><td class=l>" << html(ob->track_id) << "</td><td class=\"l P" << ob->priority
+          << "\">P" << ob->priority << "</td><td class=l>" << html(ob->category)
+          << "</td><td class=l>" << html(ob->first_seen) << "</td><td class=l>"
+          << html(ob->due_date) << "</td><td>" << ob->days_open << "</td><td class=l>"
+          << html(ob->status) << "</td></tr>\n";
+      }
+      o << "</table>\n";
+      if (late.size() > 200)
+        o << "<p>... and " << late.size() - 200 << " more (history.csv).</p>\n";
+    }
+  }
+  o << "<h2>Quick look</h2>\n<p>The change map (construction red, bare soil brown, "
     << "water blue, vegetation loss orange, gain green) with the patches outlined.</p>\n"
     << "<img alt=\"quick look\" style=\"max-width:100%\" src=\"data:image/png;base64,"
     << base64(read_all(x.dir + "/quicklook.png")) << "\">\n";

@@ -23,6 +23,7 @@
 
 #include "engine/scheduler.hpp"
 #include "pipelines/config.hpp"
+#include "pipelines/history.hpp"
 #include "pipelines/patch_run.hpp"
 #include "rasters/change.hpp"
 #include "rasters/imagery.hpp"
@@ -44,6 +45,8 @@ struct RunContext {
   std::optional<rasters::ChangeResult> change;
   std::optional<vectors::Indicators> indicators;
   std::optional<PatchRunResult> patches;
+  std::string run_key;                        // inputs, configuration and software
+  std::optional<history::Result> history;     // when the run keeps a history
   nlohmann::json counts = nlohmann::json::object();  // per stage, for the manifest
   std::vector<std::string> warnings;
 };

@@ -6,8 +6,10 @@
 #include <exception>
 #include <filesystem>
 
+#include "engine/atomic_file.hpp"
 #include "engine/error.hpp"
 #include "engine/log.hpp"
+#include "pipelines/history.hpp"
 #include "pipelines/report.hpp"
 #include "pipelines/run.hpp"
 #include "pipelines/styles.hpp"
@@ -295,8 +297,77 @@ void patches(RunContext& x) {
     r.after = &*x.after;
   }
   r.out_dir = x.dir;
+  r.write = false;  // the writers stage writes them, with their history
   x.patches.emplace(run_patches(r, x.so));
-  // The patches join the parcels in the run's GeoPackage.
+  int pr[4] = {0, 0, 0, 0};
+  for (const auto& p : x.patches->set.patches) ++pr[std::clamp(p.priority, 1, 3)];
+  x.counts["patches"] = {{"P1", pr[1]}, {"P2", pr[2]}, {"P3", pr[3]}};
+  x.counts["chips"] = x.patches->chips;
+}
+
+// The history settings of a run (history.*).
+history::Settings history_settings(const Config& c) {
+  history::Settings h;
+  h.store = c.path("history.store");
+  h.run_date = c.str("history.run_date");
+  if (h.run_date.empty()) h.run_date = c.str("inputs.after.date");
+  h.iou = c.num("history.iou");
+  h.contained = c.num("history.contained");
+  h.expanded = c.num("history.expanded");
+  h.observed = c.num("history.observed");
+  h.due_days = history::parse_due_days(c.str("history.due_days"));
+  h.family = history::default_families();
+  if (c.given("history.families")) {
+    h.family.clear();
+    for (const auto& f : c.list("history.families")) history::parse_family(f, h.family);
+  }
+  return h;
+}
+
+void history_stage(RunContext& x) {
+  const Config& c = x.cfg;
+  if (c.str("history.store").empty()) return;
+  history::Settings h = history_settings(c);
+  if (h.run_date.empty()) {
+    h.run_date = history::today_utc();
+    x.warnings.push_back("history: no history.run_date nor inputs.after.date; the run is dated " +
+                         h.run_date + " (today)");
+    log::warn("history: the run has no date; using today's", {{"date", h.run_date}});
+  }
+  history::RunInput in;
+  in.run_key = x.run_key;
+  in.patches = &x.patches->set;
+  in.change_class = x.dir + "/change_class.tif";
+  in.parcels = x.parcels ? &*x.parcels : nullptr;
+  in.indicators = x.indicators ? &*x.indicators : nullptr;
+  in.pipeline = c.file();
+  x.history.emplace(history::record_run(h, in, x.so));
+  const history::Result& r = *x.history;
+  auto& set = x.patches->set;
+  set.extra_fields = history::patch_fields();
+  for (auto& p : set.patches) p.extra = history::patch_values(r, p.id);
+  write_file_atomic(x.dir + "/history.csv", history::history_csv(r));
+  if (!r.parcels.empty())
+    write_file_atomic(x.dir + "/parcel_history.csv", history::parcel_history_csv(r));
+  const auto& k = r.counts;
+  x.counts["history"] = {{"run_id", r.run_id},
+                         {"run_date", r.run_date},
+                         {"replayed", r.replayed},
+                         {"new", k.new_cases},
+                         {"persisting", k.persisting},
+                         {"expanded", k.expanded},
+                         {"resolved", k.resolved},
+                         {"unobserved", k.unobserved},
+                         {"merged", k.merged},
+                         {"verified", k.verified},
+                         {"open", k.open},
+                         {"overdue", k.overdue}};
+}
+
+// The patch layers, with their history when the run keeps one.
+void writers(RunContext& x) {
+  if (!x.patches) return;
+  vectors::write_patches(x.dir, x.patches->set);
   {
     DatasetPtr src = open_vector(x.dir + "/patches.gpkg");
     DatasetPtr dst(static_cast<GDALDataset*>(GDALOpenEx((x.dir + "/farmwatch.gpkg").c_str(),
@@ -308,10 +379,6 @@ void patches(RunContext& x) {
       throw_output("cannot copy the patches layer", {.file = x.dir + "/farmwatch.gpkg"});
   }
   fs::remove(x.dir + "/patches.gpkg");
-  int pr[4] = {0, 0, 0, 0};
-  for (const auto& p : x.patches->set.patches) ++pr[std::clamp(p.priority, 1, 3)];
-  x.counts["patches"] = {{"P1", pr[1]}, {"P2", pr[2]}, {"P3", pr[3]}};
-  x.counts["chips"] = x.patches->chips;
 }
 
 void styles(RunContext& x) {
@@ -535,8 +602,86 @@ std::vector<StageSpec> build() {
                     .type = OptType::kBool,
                     .def = "true",
                     .doc = "before/after evidence chips for the P1 and P2 patches"}},
-       .writes = {"patches.geojson", "patches.csv", "chips/", "farmwatch.gpkg (layer patches)"},
+       .writes = {"chips/"},
        .run = patches});
+  s.push_back(
+      {.name = "history",
+       .doc = "run-to-run case tracking (new, persisting, expanded, resolved, unobserved), "
+              "confidence, due dates and overdue flags, per-parcel cloud-blocked runs; kept in "
+              "a GeoPackage or PostGIS store",
+       .options = {{.key = "history.store",
+                    .type = OptType::kPath,
+                    .doc = "the history store: a GeoPackage path (created when absent) or a "
+                           "PostgreSQL connection string 'PG:host=... dbname=... "
+                           "[active_schema=...]'; unset: the run keeps no history"},
+                   {.key = "history.run_date",
+                    .doc = "this run's date (YYYY-MM-DD); default inputs.after.date, else today",
+                    .check =
+                        [](const std::string& t) {
+                          return error_of([&] { history::parse_date(t, "history.run_date"); });
+                        }},
+                   {.key = "history.iou",
+                    .type = OptType::kNumber,
+                    .def = "0.3",
+                    .doc = "a patch continues a case when their intersection over union is at "
+                           "least this (same category family)",
+                    .min = 0.01,
+                    .max = 1},
+                   {.key = "history.contained",
+                    .type = OptType::kNumber,
+                    .def = "0.5",
+                    .doc = "...or when at least this share of the case lies inside the patch "
+                           "(a case that grew a lot)",
+                    .min = 0.01,
+                    .max = 1},
+                   {.key = "history.expanded",
+                    .type = OptType::kNumber,
+                    .def = "0.2",
+                    .doc = "a continued case is expanded when its area grew by more than this "
+                           "share",
+                    .min = 0},
+                   {.key = "history.observed",
+                    .type = OptType::kNumber,
+                    .def = "0.5",
+                    .doc = "an undetected case is resolved when at least this share of it was "
+                           "cloud-free, unobserved otherwise",
+                    .min = 0,
+                    .max = 1},
+                   {.key = "history.due_days",
+                    .def = "7,30,90",
+                    .doc = "days to act on P1, P2, P3 cases, from their first detection",
+                    .check =
+                        [](const std::string& t) {
+                          return error_of([&] { history::parse_due_days(t); });
+                        }},
+                   {.key = "history.families",
+                    .type = OptType::kList,
+                    .def = "built_up: construction|bare_soil",
+                    .doc = "category families matched across runs (other categories match only "
+                           "themselves): 'built_up: construction|bare_soil'",
+                    .check =
+                        [](const std::string& t) {
+                          return error_of([&] {
+                            std::map<std::string, std::string> m;
+                            history::parse_family(t, m);
+                            for (const auto& [cat, fam] : m) {
+                              const std::string e = check_category(cat);
+                              if (!e.empty()) throw_usage("family '" + t + "': " + e);
+                            }
+                          });
+                        }}},
+       .writes = {"history.csv", "parcel_history.csv", "the store"},
+       .run = history_stage});
+  s.push_back({.name = "writers",
+               .doc = "the patch layers (with their history), then the run folder, swapped in "
+                      "whole when complete",
+               .options = {{.key = "outputs.dir",
+                            .type = OptType::kPath,
+                            .def = "farmwatch-output",
+                            .doc = "the run folder (relative to the pipeline file)"}},
+               .writes = {"patches.geojson", "patches.csv", "farmwatch.gpkg (layer patches)",
+                          "manifest.json"},
+               .run = writers});
   s.push_back({.name = "styles",
                .doc = "QGIS styles (.qml) beside the class rasters and the vector outputs",
                .options = {},
@@ -555,15 +700,6 @@ std::vector<StageSpec> build() {
                             .max = 1000}},
                .writes = {"report.html", "quicklook.png"},
                .run = report});
-  s.push_back({.name = "writers",
-               .doc = "the run folder: where it goes (swapped in whole when complete) and what "
-                      "it keeps",
-               .options = {{.key = "outputs.dir",
-                            .type = OptType::kPath,
-                            .def = "farmwatch-output",
-                            .doc = "the run folder (relative to the pipeline file)"}},
-               .writes = {"manifest.json"},
-               .run = nullptr});
   return s;
 }
 

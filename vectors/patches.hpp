@@ -80,6 +80,7 @@ struct Patch {
   std::string township, village;
   int priority = 3;
   std::string chips;  // chip file names, ';'-separated (filled by the caller)
+  std::vector<std::string> extra;  // values of PatchSet::extra_fields (filled by the caller)
 };
 
 struct PatchSet {
@@ -89,6 +90,9 @@ struct PatchSet {
   int64_t below_unit = 0;      // rims dropped: sub-pixel area under half the unit
   int64_t sieved_cells = 0;    // changed cells in clumps below the unit
   int64_t drawn_late = 0;      // clumps taller than the rows kept, drawn from their own boxes
+  // Columns a caller adds after the patch's own (e.g. the run history's status and due date),
+  // written by write_patches; each patch's `extra` holds their values in this order.
+  std::vector<FieldDef> extra_fields;
 };
 
 // Throws fw::Error: input (unreadable raster, rasters on different grids, zones without a
