@@ -609,7 +609,7 @@ std::string parcel_history_csv(const Result& r) {
 
 ExportReport export_verification(const std::string& store, const std::string& path,
                                  bool all_cases) {
-  auto st = Store::open_existing(store);
+  auto st = Store::open_existing(store, false);
   std::vector<Track> tracks = st->load_tracks(all_cases);
   if (!all_cases) {
     tracks.erase(std::remove_if(tracks.begin(), tracks.end(),
@@ -678,7 +678,8 @@ ExportReport export_verification(const std::string& store, const std::string& pa
       OGRFeature f(layer.GetLayerDefn());
       const auto v = values(t);
       for (std::size_t k = 0; k < fields.size(); ++k) {
-        if (v[k].empty()) continue;
+        // Empty text is written as "", not null: GeoJSON keeps the column for inspectors.
+        if (v[k].empty() && fields[k].type != OFTString) continue;
         if (fields[k].type == OFTReal) {
           f.SetField(static_cast<int>(k), std::strtod(v[k].c_str(), nullptr));
         } else if (fields[k].type == OFTInteger) {
@@ -730,7 +731,7 @@ ImportReport import_verification(const std::string& store, const std::string& pa
         "no track_id column: import the file `farmwatch verify export` wrote, with its "
         "columns kept",
         {.file = path, .layer = lname, .field = "track_id"});
-  auto st = Store::open_existing(store);
+  auto st = Store::open_existing(store, true);
   std::vector<Track> all = st->load_tracks(true);
   std::unordered_map<std::string, std::size_t> by_id;
   for (std::size_t i = 0; i < all.size(); ++i) by_id[all[i].track_id] = i;

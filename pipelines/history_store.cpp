@@ -247,13 +247,14 @@ struct Quiet {
 
 }  // namespace
 
-std::unique_ptr<Store> Store::open_existing(const std::string& where) {
+std::unique_ptr<Store> Store::open_existing(const std::string& where, bool writer) {
   if (where.rfind("PG:", 0) != 0 && !fs::exists(where))
     throw_input("no history store here (a run with history.store creates it)", {.file = where});
-  return open(where, Crs{});
+  return open(where, Crs{}, kSchemaVersion, writer);
 }
 
-std::unique_ptr<Store> Store::open(const std::string& where, const Crs& crs, int version) {
+std::unique_ptr<Store> Store::open(const std::string& where, const Crs& crs, int version,
+                                   bool writer) {
   init_gdal();
   std::unique_ptr<Store> s(new Store());
   s->where_ = where;
@@ -280,7 +281,7 @@ std::unique_ptr<Store> Store::open(const std::string& where, const Crs& crs, int
         throw_output("cannot create the history store: " + last_gdal_error(), {.file = where});
     }
   }
-  s->lock();
+  if (writer) s->lock();
   // The schema version.
   OGRLayer* meta = nullptr;
   {
@@ -303,7 +304,7 @@ std::unique_ptr<Store> Store::open(const std::string& where, const Crs& crs, int
   if (OGRLayer* t = s->version_ > 0 ? s->layer("fw_tracks") : nullptr)
     s->crs_ = Crs::from_ogr(t->GetSpatialRef());
   if (s->version_ == 0) s->crs_ = crs;
-  if (s->version_ < version) s->migrate(version);
+  if (writer && s->version_ < version) s->migrate(version);
   return s;
 }
 

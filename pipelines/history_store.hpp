@@ -42,10 +42,11 @@ class Store {
  public:
   // Opens (creating it when absent) and migrates. `crs`: the cases' CRS of a new store.
   // `version`: the schema to create or migrate to (tests make old stores with it).
+  // `writer`: takes the store's lock (exit 6 when another run holds it).
   static std::unique_ptr<Store> open(const std::string& where, const Crs& crs,
-                                     int version = kSchemaVersion);
+                                     int version = kSchemaVersion, bool writer = true);
   // Opens an existing store (an error naming it when there is none).
-  static std::unique_ptr<Store> open_existing(const std::string& where);
+  static std::unique_ptr<Store> open_existing(const std::string& where, bool writer);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;

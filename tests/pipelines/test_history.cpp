@@ -1,0 +1,346 @@
+// History and timeliness: dates; a four-run sequence with planted cases (appearing, growing,
+// disappearing, hidden by clouds, merging, changing category within a family) asserted per case;
+// the verification round trip; schema migration; the store lock. Every store test runs on a
+// GeoPackage and on PostgreSQL + PostGIS (FW_TEST_PG: a "PG:..." connection string; skipped when
+// unset, failing when set and unreachable).
+#include <gtest/gtest.h>
+#include <ogrsf_frmts.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "engine/error.hpp"
+#include "engine/gdal_handles.hpp"
+#include "pipelines/history.hpp"
+#include "pipelines/history_store.hpp"
+#include "tests/pipelines/history_util.hpp"
+#include "tests/test_util.hpp"
+
+namespace fw {
+namespace {
+
+namespace h = pipelines::history;
+
+TEST(HistoryDates, ParseFormatAndArithmetic) {
+  EXPECT_EQ(h::parse_date("1970-01-01"), 0);
+  EXPECT_EQ(h::parse_date("2026-01-01"), 20454);
+  EXPECT_EQ(h::parse_date("2024-03-01") - h::parse_date("2024-02-01"), 29);  // leap year
+  EXPECT_EQ(h::parse_date("2025-03-01") - h::parse_date("2025-02-01"), 28);
+  EXPECT_EQ(h::format_date(h::parse_date("2026-02-01") + 90), "2026-05-02");
+  EXPECT_EQ(h::format_date(-1), "1969-12-31");
+  for (const char* bad : {"2025-02-29", "2025-13-01", "2025-1-01", "20250101", "2025-04-31", ""})
+    EXPECT_THROW(h::parse_date(bad), Error) << bad;
+  EXPECT_EQ(h::parse_due_days("7,30,90"), (std::array<int, 3>{7, 30, 90}));
+  EXPECT_THROW(h::parse_due_days("7,30"), Error);
+  std::map<std::string, std::string> fam;
+  h::parse_family("built_up: construction|bare_soil", fam);
+  EXPECT_EQ(fam["bare_soil"], "built_up");
+  EXPECT_THROW(h::parse_family("nothing", fam), Error);
+}
+
+class History : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    where_ = test::store_location(GetParam(), dir_);
+    if (where_.empty()) GTEST_SKIP() << "FW_TEST_PG is not set: no PostgreSQL to test against";
+  }
+  void TearDown() override {
+    if (!where_.empty()) test::drop_store(where_);
+  }
+  // Runs one date of the planted sequence.
+  h::Result run(int k) {
+    const test::Planted p = test::planted_run(k, dir_);
+    h::Settings s;
+    s.store = where_;
+    s.run_date = p.date;
+    s.family = h::default_families();
+    h::RunInput in;
+    in.run_key = "key-" + std::to_string(k);
+    in.patches = &p.set;
+    in.change_class = p.change_class;
+    in.parcels = &p.parcels;
+    in.indicators = &p.indicators;
+    return h::record_run(s, in);
+  }
+  static const h::Observation& at(const h::Result& r, const std::string& track) {
+    for (const auto& o : r.observations) {
+      if (o.track_id == track) return o;
+    }
+    static h::Observation none;
+    ADD_FAILURE() << "no case " << track;
+    return none;
+  }
+  test::TempDir dir_;
+  std::string where_;
+};
+
+// Case ids: the first date and the first patch's id.
+const std::string A = "T20260101-A", C = "T20260101-C", D = "T20260101-D", F1 = "T20260101-F1",
+                  F2 = "T20260101-F2", B = "T20260201-B";
+
+TEST_P(History, FourRunsGiveTheExpectedStatusesConfidenceAndDueDates) {
+  // Run 1 (2026-01-01): A, C, D, F1, F2 appear.
+  auto r = run(1);
+  EXPECT_EQ(r.run_id, 1);
+  ASSERT_EQ(r.observations.size(), 5u);
+  for (const auto& o : r.observations) {
+    EXPECT_EQ(o.status, "new") << o.track_id;
+    EXPECT_EQ(o.confidence, "low") << o.track_id;
+    EXPECT_EQ(o.days_open, 0);
+    EXPECT_FALSE(o.overdue);
+    EXPECT_TRUE(o.alert);
+  }
+  EXPECT_EQ(at(r, A).due_date, "2026-01-31");  // P2: 30 days
+  EXPECT_EQ(at(r, C).due_date, "2026-01-08");  // P1: 7 days
+  EXPECT_EQ(at(r, D).due_date, "2026-04-01");  // P3: 90 days
+  EXPECT_EQ(r.counts.new_cases, 5);
+  EXPECT_EQ(r.counts.open, 5);
+  EXPECT_EQ(r.by_patch.at("C"), 1u);
+
+  // Run 2 (2026-02-01): A doubles; C is built on (bare soil -> construction, one family);
+  // D is gone under a clear sky; F1 and F2 grow into one patch; B appears.
+  r = run(2);
+  EXPECT_EQ(r.run_id, 2);
+  EXPECT_EQ(at(r, A).status, "expanded");
+  EXPECT_DOUBLE_EQ(at(r, A).area_m2, 20000);
+  EXPECT_DOUBLE_EQ(at(r, A).previous_area_m2, 10000);
+  EXPECT_EQ(at(r, A).confidence, "high");
+  EXPECT_TRUE(at(r, A).overdue);  // due 2026-01-31
+  EXPECT_EQ(at(r, A).days_open, 31);
+  EXPECT_EQ(at(r, C).status, "persisting");
+  EXPECT_EQ(at(r, C).category, "construction");
+  EXPECT_EQ(at(r, C).patch_id, "C");
+  EXPECT_TRUE(at(r, C).overdue);
+  EXPECT_EQ(at(r, D).status, "resolved");
+  EXPECT_DOUBLE_EQ(at(r, D).observed_fraction, 1.0);
+  EXPECT_FALSE(at(r, D).overdue);
+  EXPECT_FALSE(at(r, D).alert);
+  EXPECT_EQ(at(r, F1).status, "expanded");
+  EXPECT_EQ(at(r, F1).patch_id, "F");
+  EXPECT_EQ(at(r, F2).status, "merged");
+  EXPECT_EQ(at(r, B).status, "new");
+  EXPECT_EQ(at(r, B).due_date, "2026-05-02");  // P3, from 2026-02-01
+  EXPECT_EQ(r.counts.new_cases, 1);
+  EXPECT_EQ(r.counts.persisting, 1);
+  EXPECT_EQ(r.counts.expanded, 2);
+  EXPECT_EQ(r.counts.resolved, 1);
+  EXPECT_EQ(r.counts.merged, 1);
+  EXPECT_EQ(r.counts.open, 4);  // A, B, C, F1
+  EXPECT_EQ(r.counts.overdue, 2);
+
+  // Run 3 (2026-03-01): clouds over B; A, C and F persist.
+  r = run(3);
+  EXPECT_EQ(at(r, B).status, "unobserved");
+  EXPECT_DOUBLE_EQ(at(r, B).observed_fraction, 0.0);
+  EXPECT_EQ(at(r, B).confidence, "low");
+  EXPECT_EQ(at(r, B).days_open, 28);
+  EXPECT_TRUE(at(r, B).alert);
+  EXPECT_EQ(at(r, A).status, "persisting");
+  EXPECT_EQ(at(r, A).confidence, "highest");
+  EXPECT_EQ(at(r, A).days_open, 59);
+  EXPECT_EQ(at(r, F1).confidence, "highest");
+  EXPECT_EQ(at(r, C).times_seen, 3);
+  EXPECT_EQ(r.counts.unobserved, 1);
+  EXPECT_EQ(r.counts.open, 4);
+
+  // Run 4 (2026-04-01): A and F gone, B seen again (its streak survived the clouds).
+  r = run(4);
+  EXPECT_EQ(at(r, A).status, "resolved");
+  EXPECT_EQ(at(r, F1).status, "resolved");
+  EXPECT_EQ(at(r, B).status, "persisting");
+  EXPECT_EQ(at(r, B).confidence, "high");
+  EXPECT_EQ(at(r, B).times_seen, 2);
+  EXPECT_FALSE(at(r, B).overdue);  // due 2026-05-02
+  EXPECT_EQ(at(r, B).days_open, 59);
+  EXPECT_EQ(at(r, C).status, "persisting");
+  EXPECT_EQ(at(r, C).confidence, "highest");
+  EXPECT_EQ(at(r, C).times_seen, 4);
+  EXPECT_EQ(at(r, C).days_open, 90);
+  EXPECT_TRUE(at(r, C).overdue);
+  EXPECT_EQ(r.counts.persisting, 2);
+  EXPECT_EQ(r.counts.resolved, 2);
+  EXPECT_EQ(r.counts.open, 2);
+  EXPECT_EQ(r.counts.overdue, 1);
+  EXPECT_EQ(r.observations.size(), 4u);  // closed cases are not touched again
+
+  // The patch outputs' columns for this run's patch C.
+  const auto v = h::patch_values(r, "C");
+  const auto& f = h::patch_fields();
+  ASSERT_EQ(v.size(), f.size());
+  std::map<std::string, std::string> byname;
+  for (std::size_t i = 0; i < f.size(); ++i) byname[f[i].name] = v[i];
+  EXPECT_EQ(byname["track_id"], C);
+  EXPECT_EQ(byname["first_seen"], "2026-01-01");
+  EXPECT_EQ(byname["due_date"], "2026-01-08");
+  EXPECT_EQ(byname["overdue"], "1");
+  EXPECT_EQ(byname["confidence"], "highest");
+
+  // Per parcel: the planted parcel under the run-3 clouds was blocked once, then seen.
+  auto st = h::Store::open_existing(where_, false);
+  EXPECT_EQ(st->count("fw_runs"), 4);
+  EXPECT_EQ(st->count("fw_observations"), 5 + 6 + 4 + 4);
+  EXPECT_EQ(st->count("fw_parcel_series"), 4 * 3);
+  const auto p3 = st->load_parcels(3);
+  ASSERT_EQ(p3.size(), 3u);
+  EXPECT_EQ(p3[1].parcel_id, "P2");
+  EXPECT_TRUE(p3[1].cloud_blocked);
+  EXPECT_EQ(p3[1].blocked_runs, 1);
+  EXPECT_FALSE(p3[0].cloud_blocked);
+  EXPECT_EQ(st->load_parcels(4)[1].blocked_runs, 0);
+
+  // The history moves forward only; a run already recorded is read back, not recorded again.
+  try {
+    test::Planted p = test::planted_run(4, dir_);
+    h::Settings s;
+    s.store = where_;
+    s.run_date = "2026-03-15";
+    h::RunInput in;
+    in.run_key = "another";
+    in.patches = &p.set;
+    in.change_class = p.change_class;
+    h::record_run(s, in);
+    ADD_FAILURE() << "a run dated before the last one was recorded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    EXPECT_NE(e.message().find("2026-04-01"), std::string::npos) << e.message();
+  }
+  st.reset();
+  const auto again = run(2);
+  EXPECT_TRUE(again.replayed);
+  EXPECT_EQ(again.run_id, 2);
+  EXPECT_EQ(at(again, F2).status, "merged");
+  EXPECT_EQ(again.counts.expanded, 2);
+  EXPECT_EQ(h::Store::open_existing(where_, false)->count("fw_runs"), 4);
+}
+
+TEST_P(History, TheStoreIsLockedWhileARunWritesIt) {
+  run(1);
+  auto first = h::Store::open_existing(where_, true);
+  try {
+    h::Store::open_existing(where_, true);
+    ADD_FAILURE() << "two writers";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kLocked) << e.what();
+  }
+  EXPECT_NO_THROW(h::Store::open_existing(where_, false));  // readers go ahead
+  first.reset();
+  EXPECT_NO_THROW(h::Store::open_existing(where_, true));
+}
+
+TEST_P(History, VerificationRoundTrip) {
+  run(1);
+  run(2);
+  // Export the open cases: A, B, C, F1.
+  const std::string exported = dir_ / "verify.geojson";
+  EXPECT_EQ(h::export_verification(where_, exported, false).cases, 4);
+  const std::string dump0 = test::dump_store(where_);
+
+  // An inspector fills it in; first with mistakes: nothing is applied.
+  const std::string bad = dir_ / "bad.geojson";
+  test::fill_verification(exported, bad,
+                          {{A, {"confirmed", "maybe", "王工", "2026-02-10", ""}},
+                           {B, {"false_alarm", "", "王工", "2026-02-30", ""}},
+                           {C, {"sure", "no", "", "", ""}},
+                           {"T19990101-X", {"confirmed", "no", "", "", ""}}});
+  try {
+    h::import_verification(where_, bad);
+    ADD_FAILURE() << "a bad file was imported";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kInput);
+    const std::string m = e.message();
+    EXPECT_NE(m.find("4 problem(s); nothing was imported"), std::string::npos) << m;
+    EXPECT_NE(m.find("legal 'maybe'"), std::string::npos) << m;
+    EXPECT_NE(m.find("no such day as '2026-02-30'"), std::string::npos) << m;
+    EXPECT_NE(m.find("verification_result 'sure'"), std::string::npos) << m;
+    EXPECT_NE(m.find("unknown track_id 'T19990101-X'"), std::string::npos) << m;
+    EXPECT_NE(std::string(e.what()).find("bad.geojson"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(test::dump_store(where_), dump0);
+
+  // The corrected file: A is an illegal building (the case goes on), B was a false alarm, C was
+  // approved (legal; Chinese values accepted), F1 not filled in.
+  const std::string good = dir_ / "good.geojson";
+  test::fill_verification(exported, good,
+                          {{A, {"confirmed", "no", "王工", "2026-02-10", "村民自建"}},
+                           {B, {"不属实", "", "王工", "2026/02/11", "云影"}},
+                           {C, {"属实", "合法", "李工", "2026-02-12", "设施农用地备案"}}});
+  const auto rep = h::import_verification(where_, good);
+  EXPECT_EQ(rep.applied, 3);
+  EXPECT_EQ(rep.closed, 2);
+  EXPECT_EQ(rep.unchanged, 1);
+  auto st = h::Store::open_existing(where_, false);
+  std::map<std::string, h::Track> t;
+  for (auto& x : st->load_tracks(true)) t[x.track_id] = std::move(x);
+  EXPECT_EQ(t[A].legal, "no");
+  EXPECT_FALSE(t[A].suppressed);
+  EXPECT_EQ(t[A].remarks, "村民自建");
+  EXPECT_TRUE(t[B].suppressed);
+  EXPECT_EQ(t[B].verification_result, "false_alarm");
+  EXPECT_EQ(t[B].verified_at, "2026-02-11");
+  EXPECT_TRUE(t[C].suppressed);
+  EXPECT_EQ(t[C].legal, "yes");
+  EXPECT_EQ(t[C].verified_by, "李工");
+  EXPECT_EQ(st->count("fw_verifications"), 3);
+  st.reset();
+  // The open cases to verify now: A and F1.
+  EXPECT_EQ(h::export_verification(where_, dir_ / "v2.csv", false).cases, 2);
+
+  // Next run: C is detected again but is legal: not alerted, no due date pressure.
+  const auto r = run(3);
+  const auto& c = at(r, C);
+  EXPECT_EQ(c.status, "verified");
+  EXPECT_FALSE(c.alert);
+  EXPECT_FALSE(c.overdue);
+  EXPECT_EQ(c.legal, "yes");
+  EXPECT_EQ(at(r, A).status, "persisting");
+  EXPECT_TRUE(at(r, A).alert);
+  EXPECT_TRUE(at(r, A).overdue);
+  EXPECT_EQ(r.counts.verified, 1);
+  EXPECT_EQ(r.counts.open, 2);  // A, F1 (B and C closed by verification)
+  bool seen_b = false;
+  for (const auto& o : r.observations) seen_b |= o.track_id == B;
+  EXPECT_FALSE(seen_b);  // a false alarm hidden by clouds is no longer followed
+
+  // A file without track ids names the missing column.
+  std::ofstream(dir_ / "no_ids.csv") << "id,legal\n1,yes\n";
+  try {
+    h::import_verification(where_, dir_ / "no_ids.csv");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("track_id"), std::string::npos) << e.what();
+  }
+}
+
+TEST_P(History, OldStoresAreMigratedAndNewerOnesRefused) {
+  {
+    auto v1 = h::Store::open(where_, Crs::from_epsg(32650), 1);
+    EXPECT_EQ(v1->schema_version(), 1);
+  }
+  test::insert_v1_track(where_, "T20250101-OLD");
+  {
+    auto st = h::Store::open(where_, Crs{});
+    EXPECT_EQ(st->schema_version(), h::kSchemaVersion);
+    const auto tr = st->load_tracks(true);
+    ASSERT_EQ(tr.size(), 1u);
+    EXPECT_EQ(tr[0].track_id, "T20250101-OLD");
+    EXPECT_EQ(tr[0].legal, "");
+    EXPECT_EQ(st->count("fw_parcel_series"), 0);
+  }
+  test::set_schema_version(where_, 99);
+  try {
+    h::Store::open(where_, Crs{});
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kInput);
+    EXPECT_NE(e.message().find("schema version 99"), std::string::npos) << e.message();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, History, ::testing::Values("gpkg", "pg"),
+                         [](const auto& p) { return p.param; });
+
+}  // namespace
+}  // namespace fw
