@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs, with apt-get, whichever of farmwatch's Debian 12 dependencies are missing.
+# Installs, with apt-get, whichever of farmwatch's Debian 12 dependencies are missing
+# (--postgres: and a PostgreSQL + PostGIS server for the history store's tests).
 # Idempotent: when everything is present it does nothing and needs no network.
 set -euo pipefail
 PACKAGES=(
@@ -9,6 +10,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
 )
+# --postgres: also the PostgreSQL + PostGIS server the history store's tests run against (CI).
+if [ "${1:-}" = "--postgres" ]; then
+  PACKAGES+=(postgresql postgresql-15-postgis-3)
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

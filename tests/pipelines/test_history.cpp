@@ -5,19 +5,27 @@
 // unset, failing when set and unreachable).
 #include <gtest/gtest.h>
 #include <ogrsf_frmts.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "engine/error.hpp"
 #include "engine/gdal_handles.hpp"
 #include "pipelines/history.hpp"
 #include "pipelines/history_store.hpp"
+#include "pipelines/run.hpp"
+#include "pipelines/synth.hpp"
 #include "tests/pipelines/history_util.hpp"
 #include "tests/test_util.hpp"
+
+extern char** environ;
 
 namespace fw {
 namespace {
@@ -340,6 +348,162 @@ TEST_P(History, OldStoresAreMigratedAndNewerOnesRefused) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, History, ::testing::Values("gpkg", "pg"),
+                         [](const auto& p) { return p.param; });
+
+
+// ---------------------------------------------------------------------------------------------
+// The history through monitoring runs on a synthetic scene.
+
+class HistoryRun : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void SetUpTestSuite() {
+    scene_ = new test::TempDir();
+    synth::Options o;
+    o.out = *scene_ / "scene";
+    o.width = o.height = 384;
+    o.parcels = 80;
+    o.seed = 3;
+    synth::generate(o);
+  }
+  static void TearDownTestSuite() {
+    delete scene_;
+    scene_ = nullptr;
+  }
+  void SetUp() override {
+    where_ = test::store_location(GetParam(), dir_);
+    if (where_.empty()) GTEST_SKIP() << "FW_TEST_PG is not set: no PostgreSQL to test against";
+  }
+  void TearDown() override {
+    if (!where_.empty()) test::drop_store(where_);
+  }
+  std::string pipeline(const std::string& out, const std::string& store,
+                       const std::string& date) const {
+    const std::string s = *scene_ / "scene";
+    const std::string path = dir_ / ("p-" + out + "-" + date + ".yaml");
+    std::ofstream(path) << "inputs:\n  before:\n    files: [" << s << "/date1.tif]\n    mask: " << s
+                        << "/date1_scl.tif\n  after:\n    files: [" << s
+                        << "/date2.tif]\n    mask: " << s << "/date2_scl.tif\n    date: " << date
+                        << "\n  parcels:\n    file: " << s << "/parcels.gpkg\n  zones:\n    file: "
+                        << s << "/zones.geojson\nsteps:\n  patches:\n    chips: false\n"
+                        << "history:\n  store: \"" << store << "\"\noutputs:\n  dir: " << out
+                        << "\n";
+    return path;
+  }
+  static pipelines::RunReport run(const std::string& p, bool force = false) {
+    pipelines::RunOptions ro;
+    ro.force = force;
+    return pipelines::run_pipeline(pipelines::load_pipeline(p), ro);
+  }
+  static std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  static test::TempDir* scene_;
+  test::TempDir dir_;
+  std::string where_;
+};
+test::TempDir* HistoryRun::scene_ = nullptr;
+
+TEST_P(HistoryRun, RunsRecordTheirCasesAndARerunIsReadBack) {
+  const auto r1 = run(pipeline("out", where_, "2025-05-23"));
+  const std::string o = dir_ / "out";
+  const auto& h = r1.manifest["counts"]["history"];
+  const int64_t n = h["new"].get<int64_t>();
+  EXPECT_GT(n, 5);
+  EXPECT_EQ(h["run_id"].get<int64_t>(), 1);
+  // Every patch is a new case, in patches.geojson, history.csv and the GeoPackage.
+  DatasetPtr ds = open_vector(o + "/patches.geojson");
+  OGRLayer* l = ds->GetLayer(0);
+  EXPECT_EQ(l->GetFeatureCount(), n);
+  for (auto& f : *l) {
+    EXPECT_STREQ(f->GetFieldAsString("status"), "new");
+    // GDAL reads the dates back as Date fields ("2025/05/23").
+    EXPECT_STREQ(f->GetFieldAsString("first_seen"), "2025/05/23");
+    EXPECT_STREQ(f->GetFieldAsString("confidence"), "low");
+    const std::string prio = f->GetFieldAsString("priority");
+    const char* due = prio == "P1" ? "2025/05/30" : prio == "P2" ? "2025/06/22" : "2025/08/21";
+    EXPECT_STREQ(f->GetFieldAsString("due_date"), due) << prio;
+    EXPECT_EQ(std::string(f->GetFieldAsString("track_id")),
+              "T20250523-" + std::string(f->GetFieldAsString("patch_id")));
+  }
+  const std::string csv = slurp(o + "/history.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), n + 1);
+  EXPECT_NE(slurp(o + "/report.html").find("History (run 1, 2025-05-23)"), std::string::npos);
+  DatasetPtr g = open_vector(o + "/farmwatch.gpkg");
+  EXPECT_NE(g->GetLayerByName("patches")->GetLayerDefn()->GetFieldIndex("due_date"), -1);
+  const std::string geojson1 = slurp(o + "/patches.geojson"), dump1 = test::dump_store(where_);
+
+  // Forced again: the store already holds this run; its outcome is read back, not doubled.
+  const auto r2 = run(pipeline("out", where_, "2025-05-23"), true);
+  EXPECT_TRUE(r2.manifest["counts"]["history"]["replayed"].get<bool>());
+  EXPECT_EQ(slurp(o + "/patches.geojson"), geojson1);
+  EXPECT_EQ(test::dump_store(where_), dump1);
+
+  // A month later, the same changes: every case persists, confirmed twice, P1s overdue.
+  const auto r3 = run(pipeline("out", where_, "2025-06-23"));
+  const auto& h3 = r3.manifest["counts"]["history"];
+  EXPECT_EQ(h3["persisting"].get<int64_t>(), n);
+  EXPECT_EQ(h3["new"].get<int64_t>(), 0);
+  EXPECT_EQ(h3["open"].get<int64_t>(), n);
+  ds = open_vector(o + "/patches.geojson");
+  int64_t p1 = 0;
+  for (auto& f : *ds->GetLayer(0)) {
+    EXPECT_STREQ(f->GetFieldAsString("status"), "persisting");
+    EXPECT_STREQ(f->GetFieldAsString("confidence"), "high");
+    EXPECT_EQ(f->GetFieldAsInteger("days_open"), 31);
+    const bool is_p1 = std::string(f->GetFieldAsString("priority")) == "P1";
+    p1 += is_p1;
+    // P1 due after 7 days, P2 after 30: both past; P3 (90 days) not.
+    EXPECT_EQ(f->GetFieldAsInteger("overdue"),
+              std::string(f->GetFieldAsString("priority")) == "P3" ? 0 : 1);
+  }
+  EXPECT_GT(p1, 0);
+}
+
+// SIGKILL at several moments inside the store's transaction: the store stays as it was, and
+// the next run records exactly what an uninterrupted run records.
+TEST_P(HistoryRun, KilledDuringTheStoreUpdateTheStoreIsAsBefore) {
+  const std::string ref = GetParam() == "gpkg" ? dir_ / "ref.gpkg"
+                                               : test::store_location("pg", dir_);
+  run(pipeline("ref", ref, "2025-05-23"));
+  run(pipeline("ref", ref, "2025-06-23"));
+  const std::string expected = test::dump_store(ref);
+  test::drop_store(ref);
+
+  run(pipeline("out", where_, "2025-05-23"));
+  const std::string before = test::dump_store(where_);
+  const std::string p2 = pipeline("out", where_, "2025-06-23");
+  int kills = 0;
+  for (int n : {1, 2, 10, 30, 60, 100}) {
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) env.emplace_back(*e);
+    env.push_back("FW_TEST_KILL_IN_HISTORY=" + std::to_string(n));
+    std::vector<char*> envp, argv;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> args = {FW_BINARY, "--log-level", "off", "run", p2};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    ASSERT_EQ(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()), 0);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) {
+      ++kills;
+      EXPECT_EQ(test::dump_store(where_), before) << "killed after " << n << " writes";
+    } else {
+      ADD_FAILURE() << "not killed after " << n << " writes (fewer writes in a run?)";
+      break;
+    }
+  }
+  EXPECT_EQ(kills, 6);
+  run(pipeline("out", where_, "2025-06-23"));
+  EXPECT_EQ(test::dump_store(where_), expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, HistoryRun, ::testing::Values("gpkg", "pg"),
                          [](const auto& p) { return p.param; });
 
 }  // namespace
