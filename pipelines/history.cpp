@@ -39,6 +39,21 @@ std::string fmt(double v) {
   return b;
 }
 
+// The area of a polygonal geometry (0 for anything else).
+double area_of(const OGRGeometry* g) {
+  if (!g) return 0;
+  switch (wkbFlatten(g->getGeometryType())) {
+    case wkbPolygon:
+      return g->toPolygon()->get_Area();
+    case wkbMultiPolygon:
+      return g->toMultiPolygon()->get_Area();
+    case wkbGeometryCollection:
+      return g->toGeometryCollection()->get_Area();
+    default:
+      return 0;
+  }
+}
+
 const char* confidence_of(int consecutive) {
   return consecutive >= 3 ? "highest" : consecutive == 2 ? "high" : "low";
 }
@@ -139,15 +154,12 @@ std::vector<Observation> track(
   for (std::size_t i = 0; i < nt; ++i) {
     if (!tracks[i].geom) continue;
     tracks[i].geom->getEnvelope(&te[i]);
-    tarea[i] = tracks[i].geom->toMultiPolygon() ? tracks[i].geom->toMultiPolygon()->get_Area() : 0;
+    tarea[i] = area_of(tracks[i].geom.get());
     widths.push_back(std::max(te[i].MaxX - te[i].MinX, te[i].MaxY - te[i].MinY));
   }
   for (std::size_t j = 0; j < np; ++j) {
     patches[j].geom->getEnvelope(&pe[j]);
-    const OGRwkbGeometryType t = wkbFlatten(patches[j].geom->getGeometryType());
-    parea[j] = t == wkbPolygon        ? patches[j].geom->toPolygon()->get_Area()
-               : t == wkbMultiPolygon ? patches[j].geom->toMultiPolygon()->get_Area()
-                                      : 0;
+    parea[j] = area_of(patches[j].geom);
   }
   double cell = 100;
   if (!widths.empty()) {
@@ -184,11 +196,7 @@ std::vector<Observation> track(
           if (tracks[i].family != fam) continue;
           std::unique_ptr<OGRGeometry> g(tracks[i].geom->Intersection(patches[j].geom));
           if (!g || g->IsEmpty()) continue;
-          double a = 0;
-          const OGRwkbGeometryType t = wkbFlatten(g->getGeometryType());
-          if (t == wkbPolygon) a = g->toPolygon()->get_Area();
-          if (t == wkbMultiPolygon) a = g->toMultiPolygon()->get_Area();
-          if (t == wkbGeometryCollection) a = g->toGeometryCollection()->get_Area();
+          const double a = area_of(g.get());
           if (a <= 0) continue;
           per_patch[j].push_back({i, j, a, a / (tarea[i] + parea[j] - a)});
         }
@@ -385,7 +393,7 @@ std::vector<double> observed_share(const std::vector<const OGRGeometry*>& geoms,
       continue;
     vectors::Parcel p;
     p.id = std::to_string(k);
-    p.area_m2 = g->toMultiPolygon() ? g->toMultiPolygon()->get_Area() : 0;
+    p.area_m2 = area_of(g.get());
     p.geom = std::move(g);
     set.parcels.push_back(std::move(p));
     index.push_back(k);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "tests/test_util.hpp"
@@ -115,6 +116,63 @@ TEST(CliDemo, TheReadmesFirstCommandWritesEveryOutput) {
                 &out),
       0);
   EXPECT_NE(out.find("up to date"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace fw
+
+namespace fw {
+namespace {
+
+// `monitor --history`, then the verification round trip through the command line.
+TEST(CliHistory, MonitorKeepsAHistoryAndVerifyRoundTrips) {
+  test::TempDir d;
+  const std::string bin = FW_BINARY, s = d / "scene", store = d / "district.gpkg";
+  std::string out;
+  ASSERT_EQ(test::run(bin + " --log-level off synth --out " + s + " --size 256 --parcels 30", &out),
+            0)
+      << out;
+  const std::string m = bin + " --log-level warn monitor --before " + s + "/date1.tif --after " +
+                        s + "/date2.tif --mask-before " + s + "/date1_scl.tif --mask-after " + s +
+                        "/date2_scl.tif --parcels " + s + "/parcels.gpkg --history " + store +
+                        " --set steps.patches.chips=false";
+  ASSERT_EQ(test::run(m + " --set history.run_date=2025-05-23 --out " + (d / "r1"), &out), 0)
+      << out;
+  ASSERT_EQ(test::run(m + " --set history.run_date=2025-06-23 --out " + (d / "r2"), &out), 0)
+      << out;
+  // The second run's cases all persist.
+  std::ifstream h(d / "r2/history.csv");
+  std::string line;
+  std::getline(h, line);
+  int rows = 0;
+  while (std::getline(h, line)) {
+    ++rows;
+    EXPECT_NE(line.find(",persisting,"), std::string::npos) << line;
+  }
+  EXPECT_GT(rows, 0);
+  // An earlier date than the store's last run is refused (usage).
+  EXPECT_EQ(test::run(m + " --set history.run_date=2025-06-01 --out " + (d / "r3"), &out), 2);
+  EXPECT_NE(out.find("is not after the store's last run (2025-06-23"), std::string::npos) << out;
+  // Export, then import a CSV with an unknown case: exit 3, nothing applied.
+  const std::string csv = d / "verify.csv";
+  ASSERT_EQ(test::run(bin + " verify export --history " + store + " --out " + csv, &out), 0) << out;
+  EXPECT_NE(out.find("wrote " + std::to_string(rows) + " cases"), std::string::npos) << out;
+  std::ofstream(d / "bad.csv") << "track_id,verification_result,legal\nT1-NOPE,confirmed,no\n";
+  EXPECT_EQ(test::run(bin + " verify import " + (d / "bad.csv") + " --history " + store, &out), 3);
+  EXPECT_NE(out.find("unknown track_id 'T1-NOPE'"), std::string::npos) << out;
+  // The first exported case confirmed false: imported, and no longer exported as open.
+  std::ifstream in(csv);
+  std::getline(in, line);
+  std::getline(in, line);
+  const std::string id = line.substr(0, line.find(','));
+  std::ofstream(d / "good.csv") << "track_id,verification_result,verified_at\n"
+                                << id << ",false_alarm,2025-06-30\n";
+  ASSERT_EQ(test::run(bin + " verify import " + (d / "good.csv") + " --history " + store, &out), 0)
+      << out;
+  EXPECT_NE(out.find("imported 1 verified cases"), std::string::npos) << out;
+  ASSERT_EQ(test::run(bin + " verify export --history " + store + " --out " + (d / "v2.csv"), &out),
+            0);
+  EXPECT_NE(out.find("wrote " + std::to_string(rows - 1) + " cases"), std::string::npos) << out;
 }
 
 }  // namespace

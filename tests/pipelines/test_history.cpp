@@ -350,7 +350,6 @@ TEST_P(History, OldStoresAreMigratedAndNewerOnesRefused) {
 INSTANTIATE_TEST_SUITE_P(Stores, History, ::testing::Values("gpkg", "pg"),
                          [](const auto& p) { return p.param; });
 
-
 // ---------------------------------------------------------------------------------------------
 // The history through monitoring runs on a synthetic scene.
 
@@ -383,8 +382,9 @@ class HistoryRun : public ::testing::TestWithParam<std::string> {
     std::ofstream(path) << "inputs:\n  before:\n    files: [" << s << "/date1.tif]\n    mask: " << s
                         << "/date1_scl.tif\n  after:\n    files: [" << s
                         << "/date2.tif]\n    mask: " << s << "/date2_scl.tif\n    date: " << date
-                        << "\n  parcels:\n    file: " << s << "/parcels.gpkg\n  zones:\n    file: "
-                        << s << "/zones.geojson\nsteps:\n  patches:\n    chips: false\n"
+                        << "\n  parcels:\n    file: " << s
+                        << "/parcels.gpkg\n  zones:\n    file: " << s
+                        << "/zones.geojson\nsteps:\n  patches:\n    chips: false\n"
                         << "history:\n  store: \"" << store << "\"\noutputs:\n  dir: " << out
                         << "\n";
     return path;
@@ -465,8 +465,8 @@ TEST_P(HistoryRun, RunsRecordTheirCasesAndARerunIsReadBack) {
 // SIGKILL at several moments inside the store's transaction: the store stays as it was, and
 // the next run records exactly what an uninterrupted run records.
 TEST_P(HistoryRun, KilledDuringTheStoreUpdateTheStoreIsAsBefore) {
-  const std::string ref = GetParam() == "gpkg" ? dir_ / "ref.gpkg"
-                                               : test::store_location("pg", dir_);
+  const std::string ref =
+      GetParam() == "gpkg" ? dir_ / "ref.gpkg" : test::store_location("pg", dir_);
   run(pipeline("ref", ref, "2025-05-23"));
   run(pipeline("ref", ref, "2025-06-23"));
   const std::string expected = test::dump_store(ref);
