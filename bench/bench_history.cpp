@@ -18,6 +18,7 @@
 #include "engine/error.hpp"
 #include "engine/gdal_handles.hpp"
 #include "engine/grid.hpp"
+#include "engine/log.hpp"
 #include "pipelines/history.hpp"
 
 namespace h = fw::pipelines::history;
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
   }
   try {
     fw::init_gdal();
+    if (std::getenv("FW_BENCH_DEBUG")) fw::log::set_level(fw::log::Level::kDebug);
     std::filesystem::create_directories(dir);
     // Patches on a lattice of 100 m, each 40 m square; the change map covers them all.
     const auto side = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(npatch) * 1.2)));

@@ -1,6 +1,7 @@
 #include "pipelines/history.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
@@ -71,6 +72,16 @@ std::string lower(std::string s) {
 }
 
 }  // namespace
+
+std::string display_name(std::string s) {
+  for (std::size_t at = s.find("password="); at != std::string::npos;
+       at = s.find("password=", at + 1)) {
+    std::size_t end = at + 9;
+    while (end < s.size() && s[end] != ' ' && s[end] != '"') ++end;
+    s.replace(at + 9, end - at - 9, "***");
+  }
+  return s;
+}
 
 int64_t parse_date(const std::string& text, const std::string& what) {
   int y = 0, m = 0, d = 0;
@@ -415,7 +426,7 @@ std::vector<double> observed_share(const std::vector<const OGRGeometry*>& geoms,
 
 Result record_run(const Settings& s, const RunInput& in, const SchedulerOptions& so) {
   Result res;
-  res.store = s.store;
+  res.store = display_name(s.store);
   res.run_date = s.run_date;
   parse_date(s.run_date, "history.run_date");
   const vectors::PatchSet& ps = *in.patches;
@@ -436,7 +447,7 @@ Result record_run(const Settings& s, const RunInput& in, const SchedulerOptions&
     res.counts = done->counts;
     index();
     log::info("history: this run is recorded already; its outcome is read back",
-              {{"store", s.store}, {"run", std::to_string(done->run_id)}});
+              {{"store", display_name(s.store)}, {"run", std::to_string(done->run_id)}});
     return res;
   }
   const auto last = st->last_run();
@@ -445,7 +456,7 @@ Result record_run(const Settings& s, const RunInput& in, const SchedulerOptions&
                     last->run_date + ", run " + std::to_string(last->run_id) +
                     "): the history moves forward only; give the later date of this run, or "
                     "another store",
-                {.file = s.store});
+                {.file = display_name(s.store)});
   res.run_id = last ? last->run_id + 1 : 1;
 
   // This run's patches in the store's CRS.
@@ -458,7 +469,7 @@ Result record_run(const Settings& s, const RunInput& in, const SchedulerOptions&
     GeometryPtr g(OGRGeometryFactory::forceToMultiPolygon(p.geom->clone()));
     if (ct && g->transform(ct.get()) != OGRERR_NONE)
       throw_input("cannot transform patch " + p.id + " into the history store's CRS",
-                  {.file = s.store});
+                  {.file = display_name(s.store)});
     CurrentPatch c;
     c.patch_id = p.id;
     c.category = p.category;
@@ -470,10 +481,23 @@ Result record_run(const Settings& s, const RunInput& in, const SchedulerOptions&
     geoms.push_back(std::move(g));
     cur.push_back(std::move(c));
   }
+  auto t0 = std::chrono::steady_clock::now();
+  auto lap = [&t0](const char* what) {
+    const auto t1 = std::chrono::steady_clock::now();
+    log::debug("history timing",
+               {{"step", what},
+                {"seconds", std::to_string(std::chrono::duration<double>(t1 - t0).count())}});
+    t0 = t1;
+  };
   std::vector<Track> tracks = st->load_tracks();
+  lap("load");
   res.observations = track(s, res.run_id, tracks, cur, [&](const auto& gs) {
-    return observed_share(gs, st->crs(), in.change_class, ps.grid, so);
+    lap("match");
+    auto v = observed_share(gs, st->crs(), in.change_class, ps.grid, so);
+    lap("observed");
+    return v;
   });
+  lap("track");
   // Only what changed goes back.
   std::vector<Track> dirty;
   for (auto& t : tracks) {
@@ -514,6 +538,7 @@ Result record_run(const Settings& s, const RunInput& in, const SchedulerOptions&
       res.parcels.push_back(std::move(p));
     }
   }
+  lap("parcels");
   RunRow run;
   run.run_id = res.run_id;
   run.run_key = in.run_key;
@@ -521,9 +546,10 @@ Result record_run(const Settings& s, const RunInput& in, const SchedulerOptions&
   run.pipeline = in.pipeline;
   run.counts = res.counts;
   st->write_run(run, dirty, res.observations, res.parcels);
+  lap("write");
   index();
   log::info("history recorded",
-            {{"store", s.store},
+            {{"store", display_name(s.store)},
              {"run", std::to_string(res.run_id)},
              {"new", std::to_string(res.counts.new_cases)},
              {"persisting", std::to_string(res.counts.persisting + res.counts.expanded)},
@@ -773,7 +799,8 @@ ImportReport import_verification(const std::string& store, const std::string& pa
     if (id.empty()) {
       problems.push_back(where + ": track_id is empty");
     } else if (!by_id.count(id)) {
-      problems.push_back(where + ": unknown track_id '" + id + "' (not in " + store + ")");
+      problems.push_back(where + ": unknown track_id '" + id + "' (not in " + display_name(store) +
+                         ")");
     } else if (!touched.insert(by_id[id]).second) {
       problems.push_back(where + ": track_id '" + id + "' appears twice");
     }

@@ -38,6 +38,10 @@ int64_t parse_date(const std::string& text, const std::string& what = "date");
 std::string format_date(int64_t days);
 std::string today_utc();
 
+// A store (or any text holding connection strings) fit to show: "password=..." masked as
+// "password=***".
+std::string display_name(std::string store);
+
 struct Settings {
   std::string store;       // GeoPackage path or "PG:..." connection string
   std::string run_date;    // this run's date (YYYY-MM-DD)

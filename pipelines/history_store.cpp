@@ -249,7 +249,8 @@ struct Quiet {
 
 std::unique_ptr<Store> Store::open_existing(const std::string& where, bool writer) {
   if (where.rfind("PG:", 0) != 0 && !fs::exists(where))
-    throw_input("no history store here (a run with history.store creates it)", {.file = where});
+    throw_input("no history store here (a run with history.store creates it)",
+                {.file = display_name(where)});
   return open(where, Crs{}, kSchemaVersion, writer);
 }
 
@@ -258,27 +259,30 @@ std::unique_ptr<Store> Store::open(const std::string& where, const Crs& crs, int
   init_gdal();
   std::unique_ptr<Store> s(new Store());
   s->where_ = where;
+  s->name_ = display_name(where);
   s->pg_ = where.rfind("PG:", 0) == 0;
   if (s->pg_) {
     s->ds_.reset(static_cast<GDALDataset*>(
         GDALOpenEx(where.c_str(), GDAL_OF_VECTOR | GDAL_OF_UPDATE, nullptr, nullptr, nullptr)));
     if (!s->ds_)
       throw_input("cannot open the PostgreSQL history store: " + last_gdal_error(),
-                  {.file = where});
+                  {.file = display_name(where)});
   } else {
     const bool exists = fs::exists(where);
     if (exists) {
       s->ds_.reset(static_cast<GDALDataset*>(
           GDALOpenEx(where.c_str(), GDAL_OF_VECTOR | GDAL_OF_UPDATE, nullptr, nullptr, nullptr)));
       if (!s->ds_)
-        throw_input("not a GeoPackage history store: " + last_gdal_error(), {.file = where});
+        throw_input("not a GeoPackage history store: " + last_gdal_error(),
+                    {.file = display_name(where)});
     } else {
       const fs::path parent = fs::path(where).parent_path();
       std::error_code ec;
       if (!parent.empty()) fs::create_directories(parent, ec);
       s->ds_.reset(driver("GPKG").Create(where.c_str(), 0, 0, 0, GDT_Unknown, nullptr));
       if (!s->ds_)
-        throw_output("cannot create the history store: " + last_gdal_error(), {.file = where});
+        throw_output("cannot create the history store: " + last_gdal_error(),
+                     {.file = display_name(where)});
     }
   }
   if (writer) s->lock();
@@ -297,9 +301,9 @@ std::unique_ptr<Store> Store::open(const std::string& where, const Crs& crs, int
       throw_input("the history store has schema version " + std::to_string(s->version_) +
                       "; this farmwatch knows versions up to " + std::to_string(kSchemaVersion) +
                       " (use a newer farmwatch)",
-                  {.file = where});
+                  {.file = display_name(where)});
   } else if (crs.empty()) {
-    throw_input("not a farmwatch history store (no fw_meta table)", {.file = where});
+    throw_input("not a farmwatch history store (no fw_meta table)", {.file = display_name(where)});
   }
   if (OGRLayer* t = s->version_ > 0 ? s->layer("fw_tracks") : nullptr)
     s->crs_ = Crs::from_ogr(t->GetSpatialRef());
@@ -324,10 +328,10 @@ void Store::lock() {
       ds_->ReleaseResultSet(r);
     }
     if (ok.empty())
-      throw_input("cannot lock the history store: " + last_gdal_error(), {.file = where_});
+      throw_input("cannot lock the history store: " + last_gdal_error(), {.file = name_});
     if (ok != "1" && ok != "t" && ok != "true")
       throw Error(ExitCode::kLocked, "another farmwatch run is updating this history store",
-                  {.file = where_});
+                  {.file = name_});
     return;
   }
   const std::string path = where_ + ".lock";
@@ -337,12 +341,12 @@ void Store::lock() {
                  {.file = path});
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
     throw Error(ExitCode::kLocked, "another farmwatch run is updating this history store",
-                {.file = where_});
+                {.file = name_});
 }
 
 void Store::begin() {
   if (ds_->StartTransaction(FALSE) != OGRERR_NONE)
-    throw_output("cannot start a transaction: " + last_gdal_error(), {.file = where_});
+    throw_output("cannot start a transaction: " + last_gdal_error(), {.file = name_});
   in_tx_ = true;
 }
 
@@ -351,7 +355,7 @@ void Store::commit() {
   if (ds_->CommitTransaction() != OGRERR_NONE)
     throw_output(
         "the history store refused the update (nothing of it was kept): " + last_gdal_error(),
-        {.file = where_});
+        {.file = name_});
 }
 
 void Store::rollback() noexcept {
@@ -367,7 +371,7 @@ OGRLayer* Store::layer(const std::string& name) {
   }
   if (!l)
     throw_input("the history store lacks its table " + name + " (not a farmwatch store?)",
-                {.file = where_});
+                {.file = name_});
   return l;
 }
 
@@ -385,12 +389,11 @@ void Store::migrate(int to) {
       if (srs) srs->Release();
       if (!l)
         throw_output(std::string("cannot create table ") + name + ": " + last_gdal_error(),
-                     {.file = where_});
+                     {.file = name_});
       for (const auto& c : cols) {
         OGRFieldDefn d(c.name, c.type);
         if (l->CreateField(&d) != OGRERR_NONE)
-          throw_output(std::string("cannot create column ") + name + "." + c.name,
-                       {.file = where_});
+          throw_output(std::string("cannot create column ") + name + "." + c.name, {.file = name_});
       }
       return l;
     };
@@ -399,8 +402,19 @@ void Store::migrate(int to) {
       for (const auto& c : cols) {
         OGRFieldDefn d(c.name, c.type);
         if (l->CreateField(&d) != OGRERR_NONE)
-          throw_output(std::string("cannot add column ") + name + "." + c.name, {.file = where_});
+          throw_output(std::string("cannot add column ") + name + "." + c.name, {.file = name_});
       }
+    };
+    // Indexes on what each run looks up, so a store of many runs stays quick.
+    auto index = [&](const char* table, const char* column) {
+      const std::string sql = std::string("CREATE INDEX IF NOT EXISTS ") + table + "_" + column +
+                              " ON " + table + " (" + column + ")";
+      CPLErrorReset();
+      OGRLayer* r = ds_->ExecuteSQL(sql.c_str(), nullptr, nullptr);
+      if (r) ds_->ReleaseResultSet(r);
+      if (CPLGetLastErrorType() >= CE_Failure)
+        throw_output("cannot create an index on " + std::string(table) + ": " + last_gdal_error(),
+                     {.file = name_});
     };
     if (from < 1 && to >= 1) {
       if (crs_.empty()) throw_internal("a new history store needs a CRS");
@@ -411,17 +425,26 @@ void Store::migrate(int to) {
         f.SetField("key", k.c_str());
         f.SetField("value", v.c_str());
         if (meta->CreateFeature(&f) != OGRERR_NONE)
-          throw_output("cannot write fw_meta: " + last_gdal_error(), {.file = where_});
+          throw_output("cannot write fw_meta: " + last_gdal_error(), {.file = name_});
       }
       create("fw_runs", kRunCols, false);
       create("fw_tracks", kTrackCols, true);
       create("fw_observations", kObsCols, false);
+      // PostgreSQL creates a table when its first row or the transaction's end comes: flush the
+      // deferred creations before indexing them.
+      ds_->FlushCache();
+      index("fw_runs", "run_key");
+      index("fw_tracks", "track_id");
+      index("fw_tracks", "is_open");
+      index("fw_observations", "run_id");
     }
     if (from < 2 && to >= 2) {
       add("fw_tracks", kTrackColsV2);
       add("fw_observations", kObsColsV2);
       create("fw_parcel_series", kParcelCols, false);
       create("fw_verifications", kVerifCols, false);
+      ds_->FlushCache();
+      index("fw_parcel_series", "run_id");
     }
     OGRLayer* meta = layer("fw_meta");
     meta->ResetReading();
@@ -430,7 +453,7 @@ void Store::migrate(int to) {
       if (text(*f, "key") == "schema_version") {
         f->SetField("value", std::to_string(to).c_str());
         if (meta->SetFeature(f.get()) != OGRERR_NONE)
-          throw_output("cannot write fw_meta: " + last_gdal_error(), {.file = where_});
+          throw_output("cannot write fw_meta: " + last_gdal_error(), {.file = name_});
         done = true;
       }
     }
@@ -442,7 +465,7 @@ void Store::migrate(int to) {
   }
   if (from > 0)
     log::info("history store migrated",
-              {{"store", where_}, {"from", std::to_string(from)}, {"to", std::to_string(to)}});
+              {{"store", name_}, {"from", std::to_string(from)}, {"to", std::to_string(to)}});
   version_ = to;
 }
 
@@ -539,8 +562,13 @@ std::vector<ParcelRow> Store::load_parcels(int64_t run_id) {
 }
 
 std::unordered_map<std::string, int> Store::blocked_runs(int64_t run_id) {
+  // Only the parcels blocked in that run: the others start again from zero.
+  OGRLayer* l = layer("fw_parcel_series");
+  l->SetAttributeFilter(("run_id = " + std::to_string(run_id) + " AND blocked_runs > 0").c_str());
+  l->ResetReading();
   std::unordered_map<std::string, int> m;
-  for (const auto& p : load_parcels(run_id)) m[p.parcel_id] = p.blocked_runs;
+  for (auto& f : *l) m[text(*f, "parcel_id")] = static_cast<int>(integer(*f, "blocked_runs"));
+  l->SetAttributeFilter(nullptr);
   return m;
 }
 
@@ -559,7 +587,7 @@ void Store::write_run(RunRow& run, std::vector<Track>& tracks,
   auto check = [&](OGRErr e, const char* table) {
     if (e != OGRERR_NONE)
       throw_output(std::string("cannot write ") + table + ": " + last_gdal_error(),
-                   {.file = where_});
+                   {.file = name_});
   };
   // COPY for the inserts into PostgreSQL.
   CPLSetThreadLocalConfigOption("PG_USE_COPY", "YES");
@@ -569,14 +597,23 @@ void Store::write_run(RunRow& run, std::vector<Track>& tracks,
     OGRLayer* tl = layer("fw_tracks");
     OGRLayer* ol = layer("fw_observations");
     OGRLayer* pl = layer("fw_parcel_series");
-    // Updates first, then inserts (PostgreSQL's COPY runs until another statement).
-    for (Track& t : tracks) {
-      if (t.fid < 0) continue;
-      OGRFeature f(tl->GetLayerDefn());
-      f.SetFID(t.fid);
-      fill_track(f, t, version_);
-      if (t.geom) f.SetGeometry(t.geom.get());
-      check(tl->SetFeature(&f), "fw_tracks");
+    // The cases this run changed are replaced: deleted by id in a few statements, then written
+    // again with the new ones (in PostgreSQL by COPY, which runs until another statement; a
+    // row-by-row UPDATE would cost a round trip per case).
+    std::vector<int64_t> replaced;
+    for (const Track& t : tracks) {
+      if (t.fid >= 0) replaced.push_back(t.fid);
+    }
+    for (std::size_t i = 0; i < replaced.size(); i += 2000) {
+      std::string sql = "DELETE FROM fw_tracks WHERE fid IN (";
+      for (std::size_t k = i; k < std::min(replaced.size(), i + 2000); ++k)
+        sql += (k > i ? "," : "") + std::to_string(replaced[k]);
+      sql += ")";
+      CPLErrorReset();
+      OGRLayer* r = ds_->ExecuteSQL(sql.c_str(), nullptr, nullptr);
+      if (r) ds_->ReleaseResultSet(r);
+      if (CPLGetLastErrorType() >= CE_Failure)
+        throw_output("cannot update fw_tracks: " + last_gdal_error(), {.file = name_});
       step();
     }
     {
@@ -592,7 +629,6 @@ void Store::write_run(RunRow& run, std::vector<Track>& tracks,
       step();
     }
     for (Track& t : tracks) {
-      if (t.fid >= 0) continue;
       OGRFeature f(tl->GetLayerDefn());
       fill_track(f, t, version_);
       if (t.geom) f.SetGeometry(t.geom.get());
@@ -665,7 +701,7 @@ void Store::write_verifications(const std::vector<Verification>& rows, const std
       set_text(f, "source", source);
       set_text(f, "imported", now);
       if (vl->CreateFeature(&f) != OGRERR_NONE)
-        throw_output("cannot write fw_verifications: " + last_gdal_error(), {.file = where_});
+        throw_output("cannot write fw_verifications: " + last_gdal_error(), {.file = name_});
     }
     for (Track& t : changed) {
       OGRFeature f(tl->GetLayerDefn());
@@ -673,7 +709,7 @@ void Store::write_verifications(const std::vector<Verification>& rows, const std
       fill_track(f, t, version_);
       if (t.geom) f.SetGeometry(t.geom.get());
       if (tl->SetFeature(&f) != OGRERR_NONE)
-        throw_output("cannot write fw_tracks: " + last_gdal_error(), {.file = where_});
+        throw_output("cannot write fw_tracks: " + last_gdal_error(), {.file = name_});
     }
     commit();
   } catch (...) {

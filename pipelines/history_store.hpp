@@ -87,7 +87,7 @@ class Store {
   OGRLayer* layer(const std::string& name);
   void lock();
 
-  std::string where_;
+  std::string where_, name_;  // name_: where_ without its password, for messages
   bool pg_ = false;
   int version_ = 0;
   Crs crs_;

@@ -55,12 +55,13 @@ PatchRunResult run_patches(const PatchRun& run, const SchedulerOptions& so) {
   }
   int counts[4] = {0, 0, 0, 0};
   for (const auto& p : patches) ++counts[std::clamp(p.priority, 1, 3)];
-  log::info(run.write ? "patches written" : "patches found", {{"dir", run.out_dir},
-                                {"patches", std::to_string(patches.size())},
-                                {"P1", std::to_string(counts[1])},
-                                {"P2", std::to_string(counts[2])},
-                                {"P3", std::to_string(counts[3])},
-                                {"chips", std::to_string(res.chips)}});
+  log::info(run.write ? "patches written" : "patches found",
+            {{"dir", run.out_dir},
+             {"patches", std::to_string(patches.size())},
+             {"P1", std::to_string(counts[1])},
+             {"P2", std::to_string(counts[2])},
+             {"P3", std::to_string(counts[3])},
+             {"chips", std::to_string(res.chips)}});
   return res;
 }
 

@@ -79,17 +79,6 @@ void sync_dir(const std::string& dir) {
   }
 }
 
-// A configuration without the passwords of connection strings ("password=secret").
-std::string redact(std::string s) {
-  for (std::size_t at = s.find("password="); at != std::string::npos;
-       at = s.find("password=", at + 1)) {
-    std::size_t end = at + 9;
-    while (end < s.size() && s[end] != ' ' && s[end] != '"') ++end;
-    s.replace(at + 9, end - at - 9, "***");
-  }
-  return s;
-}
-
 // Every file under `dir`, relative, sorted.
 std::vector<std::string> list_files(const std::string& dir) {
   std::vector<std::string> out;
@@ -263,7 +252,7 @@ RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
     m["run_key"] = run_key;
     m["finished"] = now_utc();
     m["inputs"] = inputs;
-    m["configuration"] = nlohmann::json::parse(redact(config_json));
+    m["configuration"] = nlohmann::json::parse(history::display_name(config_json));
     if (x.change) {
       nlohmann::json th = nlohmann::json::array();
       for (const auto& t : x.change->thresholds)

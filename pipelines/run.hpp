@@ -45,8 +45,8 @@ struct RunContext {
   std::optional<rasters::ChangeResult> change;
   std::optional<vectors::Indicators> indicators;
   std::optional<PatchRunResult> patches;
-  std::string run_key;                        // inputs, configuration and software
-  std::optional<history::Result> history;     // when the run keeps a history
+  std::string run_key;                               // inputs, configuration and software
+  std::optional<history::Result> history;            // when the run keeps a history
   nlohmann::json counts = nlohmann::json::object();  // per stage, for the manifest
   std::vector<std::string> warnings;
 };

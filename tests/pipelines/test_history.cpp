@@ -47,6 +47,10 @@ TEST(HistoryDates, ParseFormatAndArithmetic) {
   h::parse_family("built_up: construction|bare_soil", fam);
   EXPECT_EQ(fam["bare_soil"], "built_up");
   EXPECT_THROW(h::parse_family("nothing", fam), Error);
+  EXPECT_EQ(h::display_name("PG:host=db password=s3cret dbname=farm"),
+            "PG:host=db password=*** dbname=farm");
+  EXPECT_EQ(h::display_name("{\"history.store\": \"PG:password=x\"}"),
+            "{\"history.store\": \"PG:password=***\"}");
 }
 
 class History : public ::testing::TestWithParam<std::string> {
