@@ -241,16 +241,34 @@ void write_report(RunContext& x) {
     << "<img alt=\"quick look\" style=\"max-width:100%\" src=\"data:image/png;base64,"
     << base64(read_all(x.dir + "/quicklook.png")) << "\">\n";
   // Top-priority patches with chips.
+  // With a history: the case of each patch; patches of cases verified legal or false are not
+  // alerted, and within a priority the overdue come first.
+  auto case_of = [&](const vectors::Patch& p) -> const history::Observation* {
+    if (!x.history) return nullptr;
+    const auto it = x.history->by_patch.find(p.id);
+    return it == x.history->by_patch.end() ? nullptr : &x.history->observations[it->second];
+  };
   std::vector<const vectors::Patch*> top;
-  for (const auto& p : patches) top.push_back(&p);
-  std::stable_sort(top.begin(), top.end(), [](auto* a, auto* b) {
-    return a->priority != b->priority ? a->priority < b->priority : a->area_m2 > b->area_m2;
+  for (const auto& p : patches) {
+    const auto* k = case_of(p);
+    if (!k || k->alert) top.push_back(&p);
+  }
+  std::stable_sort(top.begin(), top.end(), [&](auto* a, auto* b) {
+    if (a->priority != b->priority) return a->priority < b->priority;
+    const auto *ca = case_of(*a), *cb = case_of(*b);
+    const bool la = ca && ca->overdue, lb = cb && cb->overdue;
+    if (la != lb) return la;
+    return a->area_m2 > b->area_m2;
   });
   top.resize(
       std::min<std::size_t>(top.size(), static_cast<std::size_t>(c.integer("steps.report.top"))));
   o << "<h2>Most urgent patches</h2>\n<table><tr><th class=l>patch</th><th class=l>priority</th>"
     << "<th class=l>category</th><th>area (mu)</th><th class=l>township / village</th>"
-    << "<th class=l>parcels</th><th class=l>zone</th><th class=l>before / after</th></tr>\n";
+    << "<th class=l>parcels</th><th class=l>zone</th>"
+    << (x.history ? "<th class=l>case</th><th class=l>status</th><th class=l>first seen</th>"
+                    "<th class=l>confidence</th><th class=l>due</th>"
+                  : "")
+    << "<th class=l>before / after</th></tr>\n";
   for (const auto* p : top) {
     std::string ids;
     for (std::size_t k = 0; k < p->parcel_ids.size() && k < 5; ++k)
@@ -261,6 +279,14 @@ void write_report(RunContext& x) {
       << num(p->area_mu, 2) << "</td><td class=l>" << html(p->township) << " " << html(p->village)
       << "</td><td class=l>" << html(ids) << "</td><td class=l>" << html(p->zone_name)
       << "</td><td class=l>";
+    if (const auto* k = case_of(*p)) {
+      o << html(k->track_id) << "</td><td class=l>" << html(k->status) << "</td><td class=l>"
+        << html(k->first_seen) << "</td><td class=l>" << html(k->confidence) << "</td><td class=\"l"
+        << (k->overdue ? " P1" : "") << "\">" << html(k->due_date)
+        << (k->overdue ? " (overdue)" : "") << "</td><td class=l>";
+    } else if (x.history) {
+      o << "</td><td class=l></td><td class=l></td><td class=l></td><td class=l></td><td class=l>";
+    }
     for (const char* s : {"_before.png", "_after.png"}) {
       const std::string f = x.dir + "/chips/" + p->id + s;
       if (fs::exists(f))

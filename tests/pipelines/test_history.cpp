@@ -464,6 +464,11 @@ TEST_P(HistoryRun, RunsRecordTheirCasesAndARerunIsReadBack) {
               std::string(f->GetFieldAsString("priority")) == "P3" ? 0 : 1);
   }
   EXPECT_GT(p1, 0);
+  // The report's urgent patches show their case, the overdue ones flagged.
+  const std::string report = slurp(o + "/report.html");
+  EXPECT_NE(report.find("<th class=l>due</th>"), std::string::npos);
+  EXPECT_NE(report.find(" (overdue)"), std::string::npos);
+  EXPECT_NE(report.find("Overdue cases"), std::string::npos);
 }
 
 // SIGKILL at several moments inside the store's transaction: the store stays as it was, and
