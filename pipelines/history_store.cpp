@@ -304,6 +304,12 @@ std::unique_ptr<Store> Store::open(const std::string& where, const Crs& crs, int
                   {.file = display_name(where)});
   } else if (crs.empty()) {
     throw_input("not a farmwatch history store (no fw_meta table)", {.file = display_name(where)});
+  } else if (!s->pg_ && s->ds_->GetLayerCount() > 0) {
+    // Someone's GeoPackage (the parcels?): never write our tables into it.
+    throw_usage("this GeoPackage holds other layers (" +
+                    std::string(s->ds_->GetLayer(0)->GetName()) +
+                    "...) and no farmwatch history: give history.store a file of its own",
+                {.file = display_name(where)});
   }
   if (OGRLayer* t = s->version_ > 0 ? s->layer("fw_tracks") : nullptr)
     s->crs_ = Crs::from_ogr(t->GetSpatialRef());

@@ -16,8 +16,10 @@
 #include <map>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
 #include "engine/error.hpp"
 #include "engine/gdal_handles.hpp"
+#include "engine/grid.hpp"
 #include "pipelines/history.hpp"
 #include "pipelines/history_store.hpp"
 #include "pipelines/run.hpp"
@@ -351,6 +353,28 @@ TEST_P(History, OldStoresAreMigratedAndNewerOnesRefused) {
   }
 }
 
+// A GeoPackage of someone else's layers (the parcels, say) is never written into.
+TEST(HistoryStore, RefusesAGeoPackageOfOtherLayers) {
+  test::TempDir d;
+  const std::string other = d / "parcels.gpkg";
+  {
+    init_gdal();
+    DatasetPtr ds(driver("GPKG").Create(other.c_str(), 0, 0, 0, GDT_Unknown, nullptr));
+    ASSERT_NE(ds->CreateLayer("parcels", nullptr, wkbPolygon, nullptr), nullptr);
+  }
+  const auto size = std::filesystem::file_size(other);
+  try {
+    h::Store::open(other, Crs::from_epsg(32650));
+    ADD_FAILURE() << "wrote into another GeoPackage";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    EXPECT_NE(e.message().find("holds other layers (parcels"), std::string::npos) << e.message();
+  }
+  EXPECT_EQ(std::filesystem::file_size(other), size);
+  DatasetPtr ds = open_vector(other);
+  EXPECT_EQ(ds->GetLayerCount(), 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, History, ::testing::Values("gpkg", "pg"),
                          [](const auto& p) { return p.param; });
 
@@ -510,6 +534,193 @@ TEST_P(HistoryRun, KilledDuringTheStoreUpdateTheStoreIsAsBefore) {
   EXPECT_EQ(kills, 6);
   run(pipeline("out", where_, "2025-06-23"));
   EXPECT_EQ(test::dump_store(where_), expected);
+}
+
+// Four monitoring runs of synthetic imagery against one baseline: the later images are the
+// scene's second date with planted changes taken back (date-1 pixels over them) or hidden under
+// new clouds. X appears half built, then whole (expanded); Y is clouded over in run 3
+// (unobserved, its streak kept) and seen again; Z disappears in run 3 (resolved).
+TEST_P(HistoryRun, FourSynthRunsFollowTheirCases) {
+  const std::string s = *scene_ / "scene";
+  DatasetPtr d1 = open_raster(s + "/date1.tif");
+  const Grid grid = Grid::of(*d1);
+  // A probe run without history: which planted changes give exactly one patch.
+  {
+    const std::string probe = dir_ / "probe.yaml";
+    std::string text = slurp(pipeline("probe", "", "2025-05-23"));
+    text = text.substr(0, text.find("history:")) + "outputs:\n  dir: probe\n";
+    std::ofstream(probe) << text;
+    run(probe);
+  }
+  struct Change {
+    std::string id, category;
+    double area = 0;
+    OGREnvelope env;
+    GeometryPtr geom;
+  };
+  std::vector<Change> all, picked;
+  {
+    std::ifstream in(s + "/truth.json");
+    const auto truth = nlohmann::json::parse(in);
+    for (const auto& c : truth["changes"]) {
+      Change ch;
+      ch.id = c["id"];
+      ch.category = c["category"];
+      ch.area = c["area_m2"];
+      OGRGeometry* g = nullptr;
+      const std::string wkt = c["wkt"];
+      OGRGeometryFactory::createFromWkt(wkt.c_str(), nullptr, &g);
+      ch.geom.reset(g);
+      g->getEnvelope(&ch.env);
+      if (c["cloud_fraction"].get<double>() > 0) ch.area = -1;  // not a candidate
+      all.push_back(std::move(ch));
+    }
+  }
+  // The run's GeoPackage holds the patches in the scene's CRS.
+  DatasetPtr probe = open_vector(dir_ / "probe/farmwatch.gpkg");
+  auto patches_on = [&](OGRLayer* l, const Change& c) {
+    std::vector<FeaturePtr> hits;
+    l->ResetReading();
+    for (auto& f : *l) {
+      if (f->GetFieldAsString("category") == c.category &&
+          f->GetGeometryRef()->Intersects(c.geom.get()))
+        hits.push_back(std::move(f));
+    }
+    return hits;
+  };
+  const double margin = 3 * grid.dx();
+  for (auto& c : all) {
+    if (c.area < 1500 || picked.size() == 3) continue;
+    bool alone = true;
+    for (const auto& o : all) {
+      if (&o == &c) continue;
+      alone &= o.env.MaxX + margin < c.env.MinX || o.env.MinX - margin > c.env.MaxX ||
+               o.env.MaxY + margin < c.env.MinY || o.env.MinY - margin > c.env.MaxY;
+    }
+    if (alone && patches_on(probe->GetLayerByName("patches"), c).size() == 1)
+      picked.push_back(std::move(c));
+  }
+  ASSERT_EQ(picked.size(), 3u) << "the scene lacks three isolated, detected changes";
+  // X: the largest; Y and Z the others.
+  std::sort(picked.begin(), picked.end(), [](auto& a, auto& b) { return a.area > b.area; });
+  const Change &X = picked[0], &Y = picked[1], &Z = picked[2];
+
+  // The window of an envelope (plus a margin) on the scene's grid.
+  auto window = [&](double x0, double y0, double x1, double y1, const Grid& g) {
+    return g.window_of({x0 - margin, y0 - margin, x1 + margin, y1 + margin})
+        .intersection(g.full_window());
+  };
+  auto make_after = [&](int k) {
+    const std::string path = dir_ / ("after" + std::to_string(k) + ".tif");
+    DatasetPtr src = open_raster(s + "/date2.tif");
+    DatasetPtr out(
+        driver("GTiff").CreateCopy(path.c_str(), src.get(), FALSE, nullptr, nullptr, nullptr));
+    std::vector<Window> revert;
+    const double xmid = (X.env.MinX + X.env.MaxX) / 2;
+    if (k == 1) revert.push_back(window(xmid, X.env.MinY, X.env.MaxX, X.env.MaxY, grid));
+    if (k >= 3) revert.push_back(window(Z.env.MinX, Z.env.MinY, Z.env.MaxX, Z.env.MaxY, grid));
+    for (const Window& w : revert) {
+      std::vector<uint16_t> buf(static_cast<std::size_t>(w.w * w.h));
+      for (int b = 1; b <= d1->GetRasterCount(); ++b) {
+        EXPECT_EQ(d1->GetRasterBand(b)->RasterIO(
+                      GF_Read, static_cast<int>(w.x), static_cast<int>(w.y), static_cast<int>(w.w),
+                      static_cast<int>(w.h), buf.data(), static_cast<int>(w.w),
+                      static_cast<int>(w.h), GDT_UInt16, 0, 0),
+                  CE_None);
+        EXPECT_EQ(out->GetRasterBand(b)->RasterIO(
+                      GF_Write, static_cast<int>(w.x), static_cast<int>(w.y), static_cast<int>(w.w),
+                      static_cast<int>(w.h), buf.data(), static_cast<int>(w.w),
+                      static_cast<int>(w.h), GDT_UInt16, 0, 0),
+                  CE_None);
+      }
+    }
+    const std::string scl = dir_ / ("scl" + std::to_string(k) + ".tif");
+    DatasetPtr ssrc = open_raster(s + "/date2_scl.tif");
+    DatasetPtr sout(
+        driver("GTiff").CreateCopy(scl.c_str(), ssrc.get(), FALSE, nullptr, nullptr, nullptr));
+    if (k == 3) {  // a cloud (SCL 9) over Y
+      const Grid sg = Grid::of(*sout);
+      const Window w = window(Y.env.MinX, Y.env.MinY, Y.env.MaxX, Y.env.MaxY, sg);
+      std::vector<uint8_t> nine(static_cast<std::size_t>(w.w * w.h), 9);
+      EXPECT_EQ(sout->GetRasterBand(1)->RasterIO(
+                    GF_Write, static_cast<int>(w.x), static_cast<int>(w.y), static_cast<int>(w.w),
+                    static_cast<int>(w.h), nine.data(), static_cast<int>(w.w),
+                    static_cast<int>(w.h), GDT_Byte, 0, 0),
+                CE_None);
+    }
+    return std::pair{path, scl};
+  };
+  const char* dates[] = {"", "2025-05-23", "2025-06-23", "2025-07-23", "2025-08-23"};
+  std::map<std::string, std::map<std::string, std::string>> rows;  // track -> column -> value
+  auto run_k = [&](int k) {
+    const auto [after, scl] = make_after(k);
+    std::string text = slurp(pipeline("out", where_, dates[k]));
+    auto swap = [&](const std::string& from, const std::string& to) {
+      text.replace(text.find(from), from.size(), to);
+    };
+    swap(s + "/date2.tif", after);
+    swap(s + "/date2_scl.tif", scl);
+    const std::string p = dir_ / ("seq" + std::to_string(k) + ".yaml");
+    std::ofstream(p) << text;
+    run(p);
+    rows.clear();
+    std::ifstream in(dir_ / "out/history.csv");
+    std::string line, cell;
+    std::getline(in, line);
+    std::vector<std::string> head;
+    for (std::stringstream ss(line); std::getline(ss, cell, ',');) head.push_back(cell);
+    while (std::getline(in, line)) {
+      std::map<std::string, std::string> r;
+      std::stringstream ss(line);
+      for (const auto& h : head) {
+        std::getline(ss, cell, ',');
+        r[h] = cell;
+      }
+      rows[r["track_id"]] = r;
+    }
+  };
+  auto track_of = [&](const Change& c) {
+    DatasetPtr ds = open_vector(dir_ / "out/farmwatch.gpkg");
+    const auto hits = patches_on(ds->GetLayerByName("patches"), c);
+    EXPECT_EQ(hits.size(), 1u) << c.id;
+    return hits.empty() ? std::string() : std::string(hits[0]->GetFieldAsString("track_id"));
+  };
+
+  run_k(1);
+  const std::string tx = track_of(X), ty = track_of(Y), tz = track_of(Z);
+  EXPECT_EQ(rows[tx]["status"], "new");
+  EXPECT_EQ(rows[ty]["status"], "new");
+  EXPECT_EQ(rows[tz]["status"], "new");
+  EXPECT_LT(std::stod(rows[tx]["area_m2"]), 0.7 * X.area);  // half of X is built
+  const std::string px = rows[tx]["priority"];
+  const int due_x = px == "P1" ? 7 : px == "P2" ? 30 : 90;
+  EXPECT_EQ(rows[tx]["due_date"], h::format_date(h::parse_date(dates[1]) + due_x));
+
+  run_k(2);
+  EXPECT_EQ(track_of(X), tx);
+  EXPECT_EQ(rows[tx]["status"], "expanded");
+  EXPECT_EQ(rows[tx]["confidence"], "high");
+  EXPECT_EQ(rows[tx]["days_open"], "31");
+  EXPECT_EQ(rows[tx]["overdue"], due_x < 31 ? "1" : "0");
+  EXPECT_EQ(rows[ty]["status"], "persisting");
+  EXPECT_EQ(rows[tz]["status"], "persisting");
+
+  run_k(3);
+  EXPECT_EQ(rows[tx]["status"], "persisting");
+  EXPECT_EQ(rows[tx]["confidence"], "highest");
+  EXPECT_EQ(rows[ty]["status"], "unobserved");
+  EXPECT_EQ(rows[ty]["confidence"], "high");
+  EXPECT_LT(std::stod(rows[ty]["observed_fraction"]), 0.5);
+  EXPECT_EQ(rows[tz]["status"], "resolved");
+  EXPECT_GE(std::stod(rows[tz]["observed_fraction"]), 0.5);
+
+  run_k(4);
+  EXPECT_EQ(track_of(Y), ty);
+  EXPECT_EQ(rows[ty]["status"], "persisting");
+  EXPECT_EQ(rows[ty]["confidence"], "highest");  // run 1, 2 and 4: the clouds broke nothing
+  EXPECT_EQ(rows[ty]["times_seen"], "3");
+  EXPECT_EQ(rows.count(tz), 0u);  // closed: not followed any more
+  EXPECT_EQ(rows[tx]["days_open"], "92");
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, HistoryRun, ::testing::Values("gpkg", "pg"),
