@@ -109,6 +109,15 @@ std::string format_date(int64_t z) {
   return b;
 }
 
+std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return b;
+}
+
 std::string today_utc() {
   return format_date(static_cast<int64_t>(std::time(nullptr)) / 86400);
 }
@@ -578,52 +587,59 @@ const std::vector<FieldDef>& patch_fields() {
   return f;
 }
 
+namespace {
+
+// Every column of a case's outcome, in history.csv's order.
+std::vector<std::pair<std::string, std::string>> observation_row(const Observation& o) {
+  return {{"track_id", o.track_id},
+          {"patch_id", o.patch_id},
+          {"category", o.category},
+          {"priority", "P" + std::to_string(o.priority)},
+          {"status", o.status},
+          {"first_seen", o.first_seen},
+          {"last_seen", o.last_seen},
+          {"times_seen", std::to_string(o.times_seen)},
+          {"confidence", o.confidence},
+          {"due_date", o.due_date},
+          {"overdue", o.overdue ? "1" : "0"},
+          {"days_open", std::to_string(o.days_open)},
+          {"alert", o.alert ? "1" : "0"},
+          {"area_m2", fmt(o.area_m2)},
+          {"previous_area_m2", fmt(o.previous_area_m2)},
+          {"observed_fraction", fmt(o.observed_fraction)},
+          {"verification_result", o.verification_result},
+          {"legal", o.legal}};
+}
+
+}  // namespace
+
 std::vector<std::string> patch_values(const Result& r, const std::string& patch_id) {
+  std::vector<std::string> v(patch_fields().size());
   const auto it = r.by_patch.find(patch_id);
-  if (it == r.by_patch.end()) return std::vector<std::string>(patch_fields().size());
-  const Observation& o = r.observations[it->second];
-  return {o.track_id,
-          o.status,
-          o.first_seen,
-          o.last_seen,
-          std::to_string(o.times_seen),
-          o.confidence,
-          o.due_date,
-          o.overdue ? "1" : "0",
-          std::to_string(o.days_open),
-          o.alert ? "1" : "0",
-          o.verification_result,
-          o.legal,
-          "",
-          "",
-          ""};
+  if (it == r.by_patch.end()) return v;
+  const auto row = observation_row(r.observations[it->second]);
+  for (std::size_t k = 0; k < v.size(); ++k) {
+    for (const auto& [name, value] : row) {
+      if (name == patch_fields()[k].name) v[k] = value;  // the inspectors' columns stay empty
+    }
+  }
+  return v;
 }
 
 std::string history_csv(const Result& r) {
-  std::string csv =
-      "track_id,patch_id,category,priority,status,first_seen,last_seen,times_seen,confidence,"
-      "due_date,overdue,days_open,alert,area_m2,previous_area_m2,observed_fraction,"
-      "verification_result,legal\n";
+  std::string csv;
+  const char* sep = "";
+  for (const auto& [name, value] : observation_row(Observation{})) {
+    csv += sep + name;
+    sep = ",";
+  }
+  csv += "\n";
   for (const auto& o : r.observations) {
-    const std::vector<std::string> v = {o.track_id,
-                                        o.patch_id,
-                                        o.category,
-                                        "P" + std::to_string(o.priority),
-                                        o.status,
-                                        o.first_seen,
-                                        o.last_seen,
-                                        std::to_string(o.times_seen),
-                                        o.confidence,
-                                        o.due_date,
-                                        o.overdue ? "1" : "0",
-                                        std::to_string(o.days_open),
-                                        o.alert ? "1" : "0",
-                                        fmt(o.area_m2),
-                                        fmt(o.previous_area_m2),
-                                        fmt(o.observed_fraction),
-                                        o.verification_result,
-                                        o.legal};
-    for (std::size_t k = 0; k < v.size(); ++k) csv += (k ? "," : "") + csv_quote(v[k]);
+    sep = "";
+    for (const auto& [name, value] : observation_row(o)) {
+      csv += sep + csv_quote(value);
+      sep = ",";
+    }
     csv += "\n";
   }
   return csv;

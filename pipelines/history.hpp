@@ -37,6 +37,7 @@ namespace fw::pipelines::history {
 int64_t parse_date(const std::string& text, const std::string& what = "date");
 std::string format_date(int64_t days);
 std::string today_utc();
+std::string now_utc();  // "2026-11-28T23:47:03Z"
 
 // A store (or any text holding connection strings) fit to show: "password=..." masked as
 // "password=***".

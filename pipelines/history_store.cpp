@@ -64,15 +64,6 @@ const std::vector<Col> kVerifCols = {{"track_id", OFTString},  {"verification_re
                                      {"verified_at", OFTDate}, {"remarks", OFTString},
                                      {"source", OFTString},    {"imported", OFTString}};
 
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return b;
-}
-
 // Test hook: FW_TEST_KILL_IN_HISTORY=N kills the process (SIGKILL) after the N-th feature
 // written inside a run's transaction, to prove a killed update leaves the store as it was.
 int64_t kill_after() {
@@ -234,6 +225,18 @@ Track read_track(OGRFeature& f) {
   t.remarks = text(f, "remarks");
   if (OGRGeometry* g = f.StealGeometry()) t.geom.reset(g);
   return t;
+}
+
+// The rows of a table that pass `where` ("" = all), read by `read`, sorted by `key`.
+template <class T, class Read, class Key>
+std::vector<T> select(OGRLayer* l, const std::string& where, Read read, Key key) {
+  l->SetAttributeFilter(where.empty() ? nullptr : where.c_str());
+  l->ResetReading();
+  std::vector<T> out;
+  for (auto& f : *l) out.push_back(read(*f));
+  l->SetAttributeFilter(nullptr);
+  std::sort(out.begin(), out.end(), [&](const T& a, const T& b) { return key(a) < key(b); });
+  return out;
 }
 
 // Silences GDAL's error handler for probes whose failure is expected (a table not there yet).
@@ -497,74 +500,55 @@ std::optional<RunRow> Store::last_run() {
 }
 
 std::vector<Track> Store::load_tracks(bool all) {
-  OGRLayer* l = layer("fw_tracks");
-  l->SetAttributeFilter(all ? nullptr : "is_open = 1 OR suppressed = 1");
-  l->ResetReading();
-  std::vector<Track> out;
-  for (auto& f : *l) out.push_back(read_track(*f));
-  l->SetAttributeFilter(nullptr);
-  std::sort(out.begin(), out.end(),
-            [](const Track& a, const Track& b) { return a.track_id < b.track_id; });
-  return out;
+  return select<Track>(layer("fw_tracks"), all ? "" : "is_open = 1 OR suppressed = 1", read_track,
+                       [](const Track& t) -> const std::string& { return t.track_id; });
 }
 
 std::vector<Observation> Store::load_observations(int64_t run_id) {
-  OGRLayer* l = layer("fw_observations");
-  l->SetAttributeFilter(("run_id = " + std::to_string(run_id)).c_str());
-  l->ResetReading();
-  std::vector<Observation> out;
-  for (auto& fp : *l) {
-    const OGRFeature& f = *fp;
-    Observation o;
-    o.track_id = text(f, "track_id");
-    o.patch_id = text(f, "patch_id");
-    o.category = text(f, "category");
-    o.status = text(f, "status");
-    o.confidence = text(f, "confidence");
-    o.first_seen = date(f, "first_seen");
-    o.last_seen = date(f, "last_seen");
-    o.due_date = date(f, "due_date");
-    o.priority = static_cast<int>(integer(f, "priority"));
-    o.times_seen = static_cast<int>(integer(f, "times_seen"));
-    o.days_open = static_cast<int>(integer(f, "days_open"));
-    o.overdue = integer(f, "overdue") != 0;
-    o.alert = integer(f, "alert") != 0;
-    o.area_m2 = real(f, "area_m2");
-    o.previous_area_m2 = real(f, "previous_area_m2");
-    o.observed_fraction = real(f, "observed_fraction");
-    o.verification_result = text(f, "verification_result");
-    o.legal = text(f, "legal");
-    out.push_back(std::move(o));
-  }
-  l->SetAttributeFilter(nullptr);
-  std::sort(out.begin(), out.end(),
-            [](const Observation& a, const Observation& b) { return a.track_id < b.track_id; });
-  return out;
+  return select<Observation>(
+      layer("fw_observations"), "run_id = " + std::to_string(run_id),
+      [](const OGRFeature& f) {
+        Observation o;
+        o.track_id = text(f, "track_id");
+        o.patch_id = text(f, "patch_id");
+        o.category = text(f, "category");
+        o.status = text(f, "status");
+        o.confidence = text(f, "confidence");
+        o.first_seen = date(f, "first_seen");
+        o.last_seen = date(f, "last_seen");
+        o.due_date = date(f, "due_date");
+        o.priority = static_cast<int>(integer(f, "priority"));
+        o.times_seen = static_cast<int>(integer(f, "times_seen"));
+        o.days_open = static_cast<int>(integer(f, "days_open"));
+        o.overdue = integer(f, "overdue") != 0;
+        o.alert = integer(f, "alert") != 0;
+        o.area_m2 = real(f, "area_m2");
+        o.previous_area_m2 = real(f, "previous_area_m2");
+        o.observed_fraction = real(f, "observed_fraction");
+        o.verification_result = text(f, "verification_result");
+        o.legal = text(f, "legal");
+        return o;
+      },
+      [](const Observation& o) -> const std::string& { return o.track_id; });
 }
 
 std::vector<ParcelRow> Store::load_parcels(int64_t run_id) {
-  OGRLayer* l = layer("fw_parcel_series");
-  l->SetAttributeFilter(("run_id = " + std::to_string(run_id)).c_str());
-  l->ResetReading();
-  std::vector<ParcelRow> out;
-  for (auto& fp : *l) {
-    const OGRFeature& f = *fp;
-    ParcelRow p;
-    p.parcel_id = text(f, "parcel_id");
-    p.valid_fraction = real(f, "valid_fraction");
-    p.ndvi_t0 = real(f, "ndvi_t0");
-    p.ndvi_t1 = real(f, "ndvi_t1");
-    p.ndvi_delta = real(f, "ndvi_delta");
-    p.encroach_area_m2 = real(f, "encroach_area_m2");
-    p.alert = static_cast<int>(integer(f, "alert"));
-    p.cloud_blocked = integer(f, "cloud_blocked") != 0;
-    p.blocked_runs = static_cast<int>(integer(f, "blocked_runs"));
-    out.push_back(std::move(p));
-  }
-  l->SetAttributeFilter(nullptr);
-  std::sort(out.begin(), out.end(),
-            [](const ParcelRow& a, const ParcelRow& b) { return a.parcel_id < b.parcel_id; });
-  return out;
+  return select<ParcelRow>(
+      layer("fw_parcel_series"), "run_id = " + std::to_string(run_id),
+      [](const OGRFeature& f) {
+        ParcelRow p;
+        p.parcel_id = text(f, "parcel_id");
+        p.valid_fraction = real(f, "valid_fraction");
+        p.ndvi_t0 = real(f, "ndvi_t0");
+        p.ndvi_t1 = real(f, "ndvi_t1");
+        p.ndvi_delta = real(f, "ndvi_delta");
+        p.encroach_area_m2 = real(f, "encroach_area_m2");
+        p.alert = static_cast<int>(integer(f, "alert"));
+        p.cloud_blocked = integer(f, "cloud_blocked") != 0;
+        p.blocked_runs = static_cast<int>(integer(f, "blocked_runs"));
+        return p;
+      },
+      [](const ParcelRow& p) -> const std::string& { return p.parcel_id; });
 }
 
 std::unordered_map<std::string, int> Store::blocked_runs(int64_t run_id) {

@@ -35,15 +35,6 @@ std::string hex64(uint64_t v) {
   return b;
 }
 
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return b;
-}
-
 // The files an input path stands for: a shapefile's sidecars too.
 std::vector<std::string> input_files(const std::string& path) {
   std::vector<std::string> out{path};
@@ -132,7 +123,8 @@ RunLock::RunLock(const std::string& target) {
                 {.file = path_});
   }
   // Whoever held it before is gone: the kernel released the lock with the process.
-  const std::string me = "pid " + std::to_string(::getpid()) + ", started " + now_utc() + "\n";
+  const std::string me =
+      "pid " + std::to_string(::getpid()) + ", started " + history::now_utc() + "\n";
   if (::ftruncate(fd_, 0) == 0) {
     [[maybe_unused]] const ssize_t w = ::pwrite(fd_, me.data(), me.size(), 0);
   }
@@ -250,7 +242,7 @@ RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
     m["libraries"] = libs;
     m["pipeline"] = cfg.file();
     m["run_key"] = run_key;
-    m["finished"] = now_utc();
+    m["finished"] = history::now_utc();
     m["inputs"] = inputs;
     m["configuration"] = nlohmann::json::parse(history::display_name(config_json));
     if (x.change) {

@@ -61,6 +61,22 @@ inline void drop_store(const std::string& where) {
                    nullptr);
 }
 
+// A fixture base giving each test a fresh store of the kind its parameter names ("gpkg" or
+// "pg"), in where_; PostgreSQL cases skip when FW_TEST_PG is unset.
+template <class Base>
+class WithStore : public Base {
+ protected:
+  void SetUp() override {
+    where_ = store_location(this->GetParam(), dir_);
+    if (where_.empty()) GTEST_SKIP() << "FW_TEST_PG is not set: no PostgreSQL to test against";
+  }
+  void TearDown() override {
+    if (!where_.empty()) drop_store(where_);
+  }
+  TempDir dir_;
+  std::string where_;
+};
+
 // Every row of every table as text, sorted; without ids and clock times.
 inline std::string dump_store(const std::string& where) {
   init_gdal();

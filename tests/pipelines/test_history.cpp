@@ -25,6 +25,7 @@
 #include "pipelines/run.hpp"
 #include "pipelines/synth.hpp"
 #include "tests/pipelines/history_util.hpp"
+#include "tests/pipelines/scene_util.hpp"
 #include "tests/test_util.hpp"
 
 extern char** environ;
@@ -33,6 +34,7 @@ namespace fw {
 namespace {
 
 namespace h = pipelines::history;
+using test::slurp;
 
 TEST(HistoryDates, ParseFormatAndArithmetic) {
   EXPECT_EQ(h::parse_date("1970-01-01"), 0);
@@ -55,15 +57,8 @@ TEST(HistoryDates, ParseFormatAndArithmetic) {
             "{\"history.store\": \"PG:password=***\"}");
 }
 
-class History : public ::testing::TestWithParam<std::string> {
+class History : public test::WithStore<::testing::TestWithParam<std::string>> {
  protected:
-  void SetUp() override {
-    where_ = test::store_location(GetParam(), dir_);
-    if (where_.empty()) GTEST_SKIP() << "FW_TEST_PG is not set: no PostgreSQL to test against";
-  }
-  void TearDown() override {
-    if (!where_.empty()) test::drop_store(where_);
-  }
   // Runs one date of the planted sequence.
   h::Result run(int k) {
     const test::Planted p = test::planted_run(k, dir_);
@@ -87,8 +82,6 @@ class History : public ::testing::TestWithParam<std::string> {
     ADD_FAILURE() << "no case " << track;
     return none;
   }
-  test::TempDir dir_;
-  std::string where_;
 };
 
 // Case ids: the first date and the first patch's id.
@@ -381,40 +374,16 @@ INSTANTIATE_TEST_SUITE_P(Stores, History, ::testing::Values("gpkg", "pg"),
 // ---------------------------------------------------------------------------------------------
 // The history through monitoring runs on a synthetic scene.
 
-class HistoryRun : public ::testing::TestWithParam<std::string> {
+class HistoryRun
+    : public test::WithStore<test::WithRunScene<::testing::TestWithParam<std::string>>> {
  protected:
-  static void SetUpTestSuite() {
-    scene_ = new test::TempDir();
-    synth::Options o;
-    o.out = *scene_ / "scene";
-    o.width = o.height = 384;
-    o.parcels = 80;
-    o.seed = 3;
-    synth::generate(o);
-  }
-  static void TearDownTestSuite() {
-    delete scene_;
-    scene_ = nullptr;
-  }
-  void SetUp() override {
-    where_ = test::store_location(GetParam(), dir_);
-    if (where_.empty()) GTEST_SKIP() << "FW_TEST_PG is not set: no PostgreSQL to test against";
-  }
-  void TearDown() override {
-    if (!where_.empty()) test::drop_store(where_);
-  }
   std::string pipeline(const std::string& out, const std::string& store,
                        const std::string& date) const {
-    const std::string s = *scene_ / "scene";
     const std::string path = dir_ / ("p-" + out + "-" + date + ".yaml");
-    std::ofstream(path) << "inputs:\n  before:\n    files: [" << s << "/date1.tif]\n    mask: " << s
-                        << "/date1_scl.tif\n  after:\n    files: [" << s
-                        << "/date2.tif]\n    mask: " << s << "/date2_scl.tif\n    date: " << date
-                        << "\n  parcels:\n    file: " << s
-                        << "/parcels.gpkg\n  zones:\n    file: " << s
-                        << "/zones.geojson\nsteps:\n  patches:\n    chips: false\n"
-                        << "history:\n  store: \"" << store << "\"\noutputs:\n  dir: " << out
-                        << "\n";
+    std::ofstream(path) << scene_pipeline(out, date,
+                                          "steps:\n  patches:\n    chips: false\nhistory:\n  "
+                                          "store: \"" +
+                                              store + "\"\n");
     return path;
   }
   static pipelines::RunReport run(const std::string& p, bool force = false) {
@@ -422,17 +391,7 @@ class HistoryRun : public ::testing::TestWithParam<std::string> {
     ro.force = force;
     return pipelines::run_pipeline(pipelines::load_pipeline(p), ro);
   }
-  static std::string slurp(const std::string& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-  static test::TempDir* scene_;
-  test::TempDir dir_;
-  std::string where_;
 };
-test::TempDir* HistoryRun::scene_ = nullptr;
 
 TEST_P(HistoryRun, RunsRecordTheirCasesAndARerunIsReadBack) {
   const auto r1 = run(pipeline("out", where_, "2025-05-23"));
@@ -541,7 +500,7 @@ TEST_P(HistoryRun, KilledDuringTheStoreUpdateTheStoreIsAsBefore) {
 // new clouds. X appears half built, then whole (expanded); Y is clouded over in run 3
 // (unobserved, its streak kept) and seen again; Z disappears in run 3 (resolved).
 TEST_P(HistoryRun, FourSynthRunsFollowTheirCases) {
-  const std::string s = *scene_ / "scene";
+  const std::string s = scene();
   DatasetPtr d1 = open_raster(s + "/date1.tif");
   const Grid grid = Grid::of(*d1);
   // A probe run without history: which planted changes give exactly one patch.

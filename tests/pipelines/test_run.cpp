@@ -23,6 +23,7 @@
 #include "engine/raster_io.hpp"
 #include "pipelines/run.hpp"
 #include "pipelines/synth.hpp"
+#include "tests/pipelines/scene_util.hpp"
 #include "tests/test_util.hpp"
 
 extern char** environ;
@@ -33,40 +34,15 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kBin = FW_BINARY;
 
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
-// The scene is made once for the whole suite (about a second).
-class Run : public ::testing::Test {
+// The scene is made once for the whole suite.
+class Run : public test::WithRunScene<::testing::Test> {
  protected:
-  static void SetUpTestSuite() {
-    scene_ = new test::TempDir();
-    synth::Options o;
-    o.out = *scene_ / "scene";
-    o.width = o.height = 384;
-    o.parcels = 80;
-    o.seed = 3;
-    synth::generate(o);
-  }
-  static void TearDownTestSuite() {
-    delete scene_;
-    scene_ = nullptr;
-  }
   // A pipeline file in dir_ running into `out`.
   std::string write_pipeline(const std::string& out, const std::string& extra = "") const {
-    const std::string s = *scene_ / "scene";
     const std::string path = dir_ / ("p-" + out + ".yaml");
-    std::ofstream(path) << "inputs:\n  before:\n    files: [" << s << "/date1.tif]\n    mask: " << s
-                        << "/date1_scl.tif\n  after:\n    files: [" << s
-                        << "/date2.tif]\n    mask: " << s
-                        << "/date2_scl.tif\n  parcels:\n    file: " << s
-                        << "/parcels.gpkg\n  zones:\n    file: " << s
-                        << "/zones.geojson\noutputs:\n  dir: " << out << "\n"
-                        << extra;
+    std::ofstream(path) << scene_pipeline(out, "", extra);
     return path;
   }
   static pipelines::RunReport run(const std::string& pipeline, int threads = 0, bool force = false,
@@ -104,10 +80,8 @@ class Run : public ::testing::Test {
                           "summary_by_township.csv", "change_stats.json"})
       EXPECT_EQ(slurp(a + "/" + f), slurp(b + "/" + f)) << f;
   }
-  static test::TempDir* scene_;
   test::TempDir dir_;
 };
-test::TempDir* Run::scene_ = nullptr;
 
 TEST_F(Run, WritesEveryOutputThatGdalReopens) {
   const auto rep = run(write_pipeline("out"));
@@ -121,7 +95,7 @@ TEST_F(Run, WritesEveryOutputThatGdalReopens) {
         "parcels.qml"})
     EXPECT_TRUE(fs::exists(o + "/" + f)) << f;
   // Rasters: the scene's CRS, no-data, Cloud-Optimized layout.
-  DatasetPtr d1 = open_raster(*scene_ / "scene/date1.tif");
+  DatasetPtr d1 = open_raster(scene() + "/date1.tif");
   const Grid g = Grid::of(*d1);
   for (const char* r : {"change_class.tif", "change_intensity.tif", "change_magnitude.tif",
                         "indices/after/ndvi.tif"}) {
