@@ -1,4 +1,5 @@
-// `farmwatch validate | stages | run | monitor | verify | demo`: pipelines and the monitoring run.
+// `farmwatch validate | stages | run | monitor | history | verify | demo`: pipelines and the
+// monitoring run.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -193,6 +194,42 @@ void add_pipeline_commands(CLI::App& app, Action& action) {
       action = [a] {
         return execute(pipelines::load_pipeline_text(monitor_pipeline(*a), "monitor", a->sets),
                        a->force);
+      };
+    });
+  }
+  {
+    auto* hist = app.add_subcommand(
+        "history", "What a history store holds, as CSV: runs, cases, a parcel's series");
+    hist->require_subcommand(1);
+    struct Args {
+      std::string store, parcel;
+      bool all = false;
+    };
+    auto a = std::make_shared<Args>();
+    auto* runs = hist->add_subcommand("runs", "Every run with its counts by status");
+    runs->add_option("--history", a->store, "History store")->required();
+    runs->callback([&action, a] {
+      action = [a] {
+        std::fputs(pipelines::history::runs_csv(a->store).c_str(), stdout);
+        return 0;
+      };
+    });
+    auto* cases = hist->add_subcommand("cases", "The open, alerted cases (--all: every case)");
+    cases->add_option("--history", a->store, "History store")->required();
+    cases->add_flag("--all", a->all, "Every case, closed ones too");
+    cases->callback([&action, a] {
+      action = [a] {
+        std::fputs(pipelines::history::cases_csv(a->store, a->all).c_str(), stdout);
+        return 0;
+      };
+    });
+    auto* parcel = hist->add_subcommand("parcel", "One parcel's indicators, run by run");
+    parcel->add_option("id", a->parcel, "Parcel id")->required();
+    parcel->add_option("--history", a->store, "History store")->required();
+    parcel->callback([&action, a] {
+      action = [a] {
+        std::fputs(pipelines::history::parcel_series_csv(a->store, a->parcel).c_str(), stdout);
+        return 0;
       };
     });
   }

@@ -33,10 +33,10 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
-std::string fmt(double v) {
+std::string fmt(double v, int digits = 2) {
   if (!std::isfinite(v)) return "";
-  char b[32];
-  std::snprintf(b, sizeof b, "%.2f", v);
+  char b[48];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
   return b;
 }
 
@@ -650,6 +650,68 @@ std::string parcel_history_csv(const Result& r) {
   for (const auto& p : r.parcels) {
     csv += csv_quote(p.parcel_id) + "," + r.run_date + "," + fmt(p.valid_fraction) + "," +
            (p.cloud_blocked ? "1" : "0") + "," + std::to_string(p.blocked_runs) + "\n";
+  }
+  return csv;
+}
+
+namespace {
+
+std::string csv_line(const std::vector<std::string>& v) {
+  std::string line;
+  for (std::size_t k = 0; k < v.size(); ++k) line += (k ? "," : "") + csv_quote(v[k]);
+  return line + "\n";
+}
+
+}  // namespace
+
+std::string runs_csv(const std::string& store) {
+  auto st = Store::open_existing(store, false);
+  std::string csv = csv_line({"run_id", "run_date", "new", "persisting", "expanded", "resolved",
+                              "unobserved", "merged", "verified", "open", "overdue", "finished"});
+  for (const auto& r : st->load_runs()) {
+    const Counts& c = r.counts;
+    csv += csv_line({std::to_string(r.run_id), r.run_date, std::to_string(c.new_cases),
+                     std::to_string(c.persisting), std::to_string(c.expanded),
+                     std::to_string(c.resolved), std::to_string(c.unobserved),
+                     std::to_string(c.merged), std::to_string(c.verified), std::to_string(c.open),
+                     std::to_string(c.overdue), r.finished});
+  }
+  return csv;
+}
+
+std::string cases_csv(const std::string& store, bool all_cases) {
+  auto st = Store::open_existing(store, false);
+  std::string csv =
+      csv_line({"track_id", "category", "priority", "status", "open", "first_seen", "last_seen",
+                "times_seen", "confidence", "due_date", "overdue", "days_open", "area_m2",
+                "township", "village", "verification_result", "legal"});
+  for (const auto& t : st->load_tracks(all_cases)) {
+    if (!all_cases && (!t.open || t.suppressed)) continue;
+    csv += csv_line({t.track_id, t.category, "P" + std::to_string(t.priority), t.status,
+                     t.open && !t.suppressed ? "1" : "0", t.first_seen, t.last_seen,
+                     std::to_string(t.times_seen), t.confidence, t.due_date, t.overdue ? "1" : "0",
+                     std::to_string(t.days_open), fmt(t.area_m2), t.township, t.village,
+                     t.verification_result, t.legal});
+  }
+  return csv;
+}
+
+std::string parcel_series_csv(const std::string& store, const std::string& parcel_id) {
+  auto st = Store::open_existing(store, false);
+  std::map<int64_t, std::string> dates;
+  for (const auto& r : st->load_runs()) dates[r.run_id] = r.run_date;
+  const auto series = st->parcel_series(parcel_id);
+  if (series.empty())
+    throw_input("no parcel '" + parcel_id + "' in the history store's runs",
+                {.file = display_name(store)});
+  std::string csv =
+      csv_line({"run_id", "run_date", "valid_fraction", "ndvi_t0", "ndvi_t1", "ndvi_delta",
+                "encroach_area_m2", "alert", "cloud_blocked", "blocked_runs"});
+  for (const auto& [run, p] : series) {
+    csv += csv_line({std::to_string(run), dates[run], fmt(p.valid_fraction, 3), fmt(p.ndvi_t0, 4),
+                     fmt(p.ndvi_t1, 4), fmt(p.ndvi_delta, 4), fmt(p.encroach_area_m2),
+                     vectors::alert_name(p.alert), p.cloud_blocked ? "1" : "0",
+                     std::to_string(p.blocked_runs)});
   }
   return csv;
 }

@@ -145,6 +145,13 @@ std::string history_csv(const Result& result);
 // parcel_history.csv: per parcel, cloud-blocked this run and for how many runs in a row.
 std::string parcel_history_csv(const Result& result);
 
+// What a store holds, as CSV text (`farmwatch history`): every run with its counts; the cases
+// (open and alerted ones only, or all); one parcel's indicator series, run by run. Throws
+// fw::Error (input) when there is no store or no such parcel.
+std::string runs_csv(const std::string& store);
+std::string cases_csv(const std::string& store, bool all_cases);
+std::string parcel_series_csv(const std::string& store, const std::string& parcel_id);
+
 // Field verification. Export: the open cases (or every case) with empty verification fields,
 // as .gpkg, .geojson, .csv or .shp by the file's extension. Import: reads such a file (any OGR
 // format with a track_id field), checks every row (known track ids; verification_result one of

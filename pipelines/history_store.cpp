@@ -227,6 +227,20 @@ Track read_track(OGRFeature& f) {
   return t;
 }
 
+ParcelRow read_parcel(const OGRFeature& f) {
+  ParcelRow p;
+  p.parcel_id = text(f, "parcel_id");
+  p.valid_fraction = real(f, "valid_fraction");
+  p.ndvi_t0 = real(f, "ndvi_t0");
+  p.ndvi_t1 = real(f, "ndvi_t1");
+  p.ndvi_delta = real(f, "ndvi_delta");
+  p.encroach_area_m2 = real(f, "encroach_area_m2");
+  p.alert = static_cast<int>(integer(f, "alert"));
+  p.cloud_blocked = integer(f, "cloud_blocked") != 0;
+  p.blocked_runs = static_cast<int>(integer(f, "blocked_runs"));
+  return p;
+}
+
 // The rows of a table that pass `where` ("" = all), read by `read`, sorted by `key`.
 template <class T, class Read, class Key>
 std::vector<T> select(OGRLayer* l, const std::string& where, Read read, Key key) {
@@ -533,22 +547,24 @@ std::vector<Observation> Store::load_observations(int64_t run_id) {
 }
 
 std::vector<ParcelRow> Store::load_parcels(int64_t run_id) {
-  return select<ParcelRow>(
-      layer("fw_parcel_series"), "run_id = " + std::to_string(run_id),
+  return select<ParcelRow>(layer("fw_parcel_series"), "run_id = " + std::to_string(run_id),
+                           read_parcel,
+                           [](const ParcelRow& p) -> const std::string& { return p.parcel_id; });
+}
+
+std::vector<RunRow> Store::load_runs() {
+  return select<RunRow>(layer("fw_runs"), "", run_row, [](const RunRow& r) { return r.run_id; });
+}
+
+std::vector<std::pair<int64_t, ParcelRow>> Store::parcel_series(const std::string& parcel_id) {
+  std::string quoted;
+  for (char c : parcel_id) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+  return select<std::pair<int64_t, ParcelRow>>(
+      layer("fw_parcel_series"), "parcel_id = '" + quoted + "'",
       [](const OGRFeature& f) {
-        ParcelRow p;
-        p.parcel_id = text(f, "parcel_id");
-        p.valid_fraction = real(f, "valid_fraction");
-        p.ndvi_t0 = real(f, "ndvi_t0");
-        p.ndvi_t1 = real(f, "ndvi_t1");
-        p.ndvi_delta = real(f, "ndvi_delta");
-        p.encroach_area_m2 = real(f, "encroach_area_m2");
-        p.alert = static_cast<int>(integer(f, "alert"));
-        p.cloud_blocked = integer(f, "cloud_blocked") != 0;
-        p.blocked_runs = static_cast<int>(integer(f, "blocked_runs"));
-        return p;
+        return std::pair{integer(f, "run_id"), read_parcel(f)};
       },
-      [](const ParcelRow& p) -> const std::string& { return p.parcel_id; });
+      [](const auto& r) { return r.first; });
 }
 
 std::unordered_map<std::string, int> Store::blocked_runs(int64_t run_id) {

@@ -62,6 +62,9 @@ class Store {
   std::vector<Track> load_tracks(bool all = false);
   std::vector<Observation> load_observations(int64_t run_id);
   std::vector<ParcelRow> load_parcels(int64_t run_id);
+  // Every run, by id; one parcel's rows of every run (run id -> row).
+  std::vector<RunRow> load_runs();
+  std::vector<std::pair<int64_t, ParcelRow>> parcel_series(const std::string& parcel_id);
   // Per parcel: consecutive cloud-blocked runs as of run `run_id`.
   std::unordered_map<std::string, int> blocked_runs(int64_t run_id);
   int64_t count(const std::string& table);

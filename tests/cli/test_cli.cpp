@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -150,6 +151,16 @@ TEST(CliHistory, MonitorKeepsAHistoryAndVerifyRoundTrips) {
     EXPECT_NE(line.find(",persisting,"), std::string::npos) << line;
   }
   EXPECT_GT(rows, 0);
+  // What the store holds: two runs; a parcel's series run by run.
+  ASSERT_EQ(test::run(bin + " history runs --history " + store, &out), 0) << out;
+  EXPECT_NE(out.find("\n1,2025-05-23,"), std::string::npos) << out;
+  EXPECT_NE(out.find("\n2,2025-06-23,0," + std::to_string(rows) + ","), std::string::npos) << out;
+  ASSERT_EQ(test::run(bin + " history parcel P000001 --history " + store, &out), 0) << out;
+  EXPECT_NE(out.find("\n1,2025-05-23,"), std::string::npos) << out;
+  EXPECT_NE(out.find("\n2,2025-06-23,"), std::string::npos) << out;
+  EXPECT_EQ(test::run(bin + " history parcel NOPE --history " + store, &out), 3);
+  ASSERT_EQ(test::run(bin + " history cases --history " + store, &out), 0) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), rows + 1) << out;
   // An earlier date than the store's last run is refused (usage).
   EXPECT_EQ(test::run(m + " --set history.run_date=2025-06-01 --out " + (d / "r3"), &out), 2);
   EXPECT_NE(out.find("is not after the store's last run (2025-06-23"), std::string::npos) << out;
