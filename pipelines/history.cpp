@@ -55,6 +55,12 @@ double area_of(const OGRGeometry* g) {
   }
 }
 
+std::string csv_line(const std::vector<std::string>& v) {
+  std::string line;
+  for (std::size_t k = 0; k < v.size(); ++k) line += (k ? "," : "") + csv_quote(v[k]);
+  return line + "\n";
+}
+
 const char* confidence_of(int consecutive) {
   return consecutive >= 3 ? "highest" : consecutive == 2 ? "high" : "low";
 }
@@ -627,42 +633,26 @@ std::vector<std::string> patch_values(const Result& r, const std::string& patch_
 }
 
 std::string history_csv(const Result& r) {
-  std::string csv;
-  const char* sep = "";
-  for (const auto& [name, value] : observation_row(Observation{})) {
-    csv += sep + name;
-    sep = ",";
-  }
-  csv += "\n";
+  std::vector<std::string> names;
+  for (const auto& [name, value] : observation_row(Observation{})) names.push_back(name);
+  std::string csv = csv_line(names);
   for (const auto& o : r.observations) {
-    sep = "";
-    for (const auto& [name, value] : observation_row(o)) {
-      csv += sep + csv_quote(value);
-      sep = ",";
-    }
-    csv += "\n";
+    std::vector<std::string> values;
+    for (const auto& [name, value] : observation_row(o)) values.push_back(value);
+    csv += csv_line(values);
   }
   return csv;
 }
 
 std::string parcel_history_csv(const Result& r) {
-  std::string csv = "parcel_id,run_date,valid_fraction,cloud_blocked,blocked_runs\n";
+  std::string csv =
+      csv_line({"parcel_id", "run_date", "valid_fraction", "cloud_blocked", "blocked_runs"});
   for (const auto& p : r.parcels) {
-    csv += csv_quote(p.parcel_id) + "," + r.run_date + "," + fmt(p.valid_fraction) + "," +
-           (p.cloud_blocked ? "1" : "0") + "," + std::to_string(p.blocked_runs) + "\n";
+    csv += csv_line({p.parcel_id, r.run_date, fmt(p.valid_fraction), p.cloud_blocked ? "1" : "0",
+                     std::to_string(p.blocked_runs)});
   }
   return csv;
 }
-
-namespace {
-
-std::string csv_line(const std::vector<std::string>& v) {
-  std::string line;
-  for (std::size_t k = 0; k < v.size(); ++k) line += (k ? "," : "") + csv_quote(v[k]);
-  return line + "\n";
-}
-
-}  // namespace
 
 std::string runs_csv(const std::string& store) {
   auto st = Store::open_existing(store, false);
@@ -766,14 +756,10 @@ ExportReport export_verification(const std::string& store, const std::string& pa
                                     t.remarks};
   };
   if (ext == ".csv") {
-    std::string csv;
-    for (std::size_t k = 0; k < fields.size(); ++k) csv += (k ? "," : "") + fields[k].name;
-    csv += "\n";
-    for (const auto& t : tracks) {
-      const auto v = values(t);
-      for (std::size_t k = 0; k < v.size(); ++k) csv += (k ? "," : "") + csv_quote(v[k]);
-      csv += "\n";
-    }
+    std::vector<std::string> names;
+    for (const auto& f : fields) names.push_back(f.name);
+    std::string csv = csv_line(names);
+    for (const auto& t : tracks) csv += csv_line(values(t));
     write_file_atomic(path, csv);
   } else {
     const std::string drv = ext == ".gpkg"      ? "GPKG"
@@ -788,18 +774,8 @@ ExportReport export_verification(const std::string& store, const std::string& pa
     OGRLayer& layer = w.add_layer("verification", st->crs(), wkbMultiPolygon, fields);
     for (const auto& t : tracks) {
       OGRFeature f(layer.GetLayerDefn());
-      const auto v = values(t);
-      for (std::size_t k = 0; k < fields.size(); ++k) {
-        // Empty text is written as "", not null: GeoJSON keeps the column for inspectors.
-        if (v[k].empty() && fields[k].type != OFTString) continue;
-        if (fields[k].type == OFTReal) {
-          f.SetField(static_cast<int>(k), std::strtod(v[k].c_str(), nullptr));
-        } else if (fields[k].type == OFTInteger) {
-          f.SetField(static_cast<int>(k), std::atoi(v[k].c_str()));
-        } else {
-          f.SetField(static_cast<int>(k), v[k].c_str());
-        }
-      }
+      // Empty text as "", not null: GeoJSON keeps the inspectors' columns.
+      set_fields(f, fields, values(t), true);
       if (t.geom) f.SetGeometry(t.geom.get());
       w.write(layer, f);
     }

@@ -405,7 +405,6 @@ void Store::migrate(int to) {
     auto create = [&](const char* name, const std::vector<Col>& cols, bool spatial) {
       GdalOptions opts{"FID=fid"};
       if (spatial) opts.add("GEOMETRY_NAME=geom");
-      if (pg_) opts.add("LAUNDER=YES");
       OGRSpatialReference* srs = nullptr;
       if (spatial && crs_.ogr()) srs = crs_.ogr()->Clone();
       OGRLayer* l = ds_->CreateLayer(name, srs, spatial ? wkbMultiPolygon : wkbNone, opts.get());

@@ -51,8 +51,6 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  const std::string& where() const { return where_; }
-  bool postgres() const { return pg_; }
   int schema_version() const { return version_; }
   const Crs& crs() const { return crs_; }
 

@@ -861,19 +861,7 @@ void write_patches(const std::string& dir, const PatchSet& set) {
     OGRLayer& layer = w.add_layer("patches", set.grid.crs(), wkbMultiPolygon, fields);
     for (const Patch& p : set.patches) {
       OGRFeature f(layer.GetLayerDefn());
-      const auto v = values(p);
-      for (std::size_t k = 0; k < fields.size(); ++k) {
-        if (v[k].empty()) continue;
-        const auto t = fields[k].type;
-        if (t == OFTReal) {
-          f.SetField(static_cast<int>(k), std::strtod(v[k].c_str(), nullptr));
-        } else if (t == OFTInteger64 || t == OFTInteger) {
-          f.SetField(static_cast<int>(k),
-                     static_cast<GIntBig>(std::strtoll(v[k].c_str(), nullptr, 10)));
-        } else {
-          f.SetField(static_cast<int>(k), v[k].c_str());
-        }
-      }
+      set_fields(f, fields, values(p));
       f.SetGeometryDirectly(OGRGeometryFactory::forceToMultiPolygon(p.geom->clone()));
       w.write(layer, f);
     }

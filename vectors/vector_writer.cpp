@@ -11,6 +11,22 @@ std::string csv_quote(const std::string& v) {
   return q + "\"";
 }
 
+void set_fields(OGRFeature& f, const std::vector<FieldDef>& fields,
+                const std::vector<std::string>& values, bool empty_text) {
+  for (std::size_t k = 0; k < fields.size() && k < values.size(); ++k) {
+    const std::string& v = values[k];
+    const OGRFieldType t = fields[k].type;
+    if (v.empty() && !(empty_text && t == OFTString)) continue;
+    if (t == OFTReal) {
+      f.SetField(static_cast<int>(k), std::strtod(v.c_str(), nullptr));
+    } else if (t == OFTInteger64 || t == OFTInteger) {
+      f.SetField(static_cast<int>(k), static_cast<GIntBig>(std::strtoll(v.c_str(), nullptr, 10)));
+    } else {
+      f.SetField(static_cast<int>(k), v.c_str());
+    }
+  }
+}
+
 VectorWriter::VectorWriter(std::string path, std::string driver_name)
     : path_(std::move(path)), driver_(std::move(driver_name)), atomic_(path_) {
   CPLErrorReset();

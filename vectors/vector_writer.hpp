@@ -18,6 +18,12 @@ struct FieldDef {
 // A CSV field, quoted as RFC 4180 asks when it holds a comma, a quote or a line break.
 std::string csv_quote(const std::string& value);
 
+// Sets a feature's fields from text values, each converted to its field's type (fields[k] is the
+// layer's field k). Empty values stay null, except text fields when `empty_text` is true (written
+// as "", so that GeoJSON keeps the column).
+void set_fields(OGRFeature& feature, const std::vector<FieldDef>& fields,
+                const std::vector<std::string>& values, bool empty_text = false);
+
 class VectorWriter {
  public:
   // driver: "GPKG", "GeoJSON" (written as RFC 7946: WGS 84, right-hand rule), "CSV", "FlatGeobuf".
