@@ -60,7 +60,7 @@ std::string absolute(const std::string& p) {
 struct MonitorArgs {
   std::vector<std::string> before, after, sets;
   std::string parcels, zones, sensor = "auto", mask_before, mask_after, mask_type = "scl", out,
-                              history;
+                              history, dem, lst_before, lst_after;
   bool force = false;
 };
 
@@ -83,6 +83,9 @@ std::string monitor_pipeline(const MonitorArgs& a) {
   j["inputs"]["after"] = date(a.after, a.mask_after);
   j["inputs"]["parcels"]["file"] = absolute(a.parcels);
   if (!a.zones.empty()) j["inputs"]["zones"]["file"] = absolute(a.zones);
+  if (!a.dem.empty()) j["inputs"]["dem"]["file"] = absolute(a.dem);
+  if (!a.lst_before.empty()) j["inputs"]["before"]["lst"] = absolute(a.lst_before);
+  if (!a.lst_after.empty()) j["inputs"]["after"]["lst"] = absolute(a.lst_after);
   j["outputs"]["dir"] = absolute(a.out);
   if (!a.history.empty())
     j["history"]["store"] = a.history.rfind("PG:", 0) == 0 ? a.history : absolute(a.history);
@@ -178,7 +181,11 @@ void add_pipeline_commands(CLI::App& app, Action& action) {
     cmd->add_option("--before", a->before, "Date 1 raster(s)")->required();
     cmd->add_option("--after", a->after, "Date 2 raster(s)")->required();
     cmd->add_option("--parcels", a->parcels, "Farmland parcels (any OGR vector)")->required();
-    cmd->add_option("--zones", a->zones, "Ecological zones (any OGR vector)");
+    cmd->add_option("--zones", a->zones,
+                    "Ecological zones (any OGR vector): FVC, RSEI and per-zone indicators");
+    cmd->add_option("--dem", a->dem, "Digital elevation model: slope and steep farmland");
+    cmd->add_option("--lst-before", a->lst_before, "Land surface temperature of date 1 (RSEI)");
+    cmd->add_option("--lst-after", a->lst_after, "Land surface temperature of date 2 (RSEI)");
     cmd->add_option("--sensor", a->sensor, "Sensor of both dates (default: auto)");
     cmd->add_option("--mask-before", a->mask_before, "Date 1 cloud/quality mask");
     cmd->add_option("--mask-after", a->mask_after, "Date 2 cloud/quality mask");

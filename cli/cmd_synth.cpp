@@ -14,6 +14,7 @@ void add_synth(CLI::App& app, Action& action) {
     std::string out, size = "1024";
     int parcels = 200;
     uint64_t seed = 1;
+    bool lst = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--out", a->out, "Output folder")->required();
@@ -22,6 +23,7 @@ void add_synth(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(1, 10000000));
   cmd->add_option("--seed", a->seed, "Random seed")->capture_default_str();
+  cmd->add_flag("--lst", a->lst, "Also write a land surface temperature raster per date");
   cmd->callback([&action, a] {
     action = [a] {
       synth::Options o;
@@ -29,6 +31,7 @@ void add_synth(CLI::App& app, Action& action) {
       synth::parse_size(a->size, o.width, o.height);
       o.parcels = a->parcels;
       o.seed = a->seed;
+      o.lst = a->lst;
       ProgressReporter progress(stderr_is_terminal());
       SchedulerOptions so;
       so.progress = progress.fn();

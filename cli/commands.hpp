@@ -17,6 +17,7 @@ void add_change(CLI::App& app, Action& action);
 void add_zonal(CLI::App& app, Action& action);
 void add_indicators(CLI::App& app, Action& action);
 void add_patches(CLI::App& app, Action& action);
+void add_ecology(CLI::App& app, Action& action);
 void add_pipeline_commands(CLI::App& app, Action& action);  // validate, stages, run, monitor, demo
 
 }  // namespace fw::cli

@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   fw::cli::add_zonal(app, action);
   fw::cli::add_indicators(app, action);
   fw::cli::add_patches(app, action);
+  fw::cli::add_ecology(app, action);
   fw::cli::add_pipeline_commands(app, action);
   try {
     app.parse(argc, argv);

@@ -23,6 +23,7 @@
 
 #include "engine/scheduler.hpp"
 #include "pipelines/config.hpp"
+#include "pipelines/ecology_run.hpp"
 #include "pipelines/history.hpp"
 #include "pipelines/patch_run.hpp"
 #include "rasters/change.hpp"
@@ -43,6 +44,7 @@ struct RunContext {
   vectors::ZoneOptions zone_options;
   std::string ndvi_before, ndvi_after;  // written by the indices stage
   std::optional<rasters::ChangeResult> change;
+  std::optional<EcologyRunResult> ecology;  // when zones or a DEM are given
   std::optional<vectors::Indicators> indicators;
   std::optional<PatchRunResult> patches;
   std::string run_key;                               // inputs, configuration and software

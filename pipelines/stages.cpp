@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <exception>
 #include <filesystem>
+#include <sstream>
 
 #include "engine/atomic_file.hpp"
 #include "engine/error.hpp"
@@ -13,9 +14,11 @@
 #include "pipelines/report.hpp"
 #include "pipelines/run.hpp"
 #include "pipelines/styles.hpp"
+#include "rasters/ecology.hpp"
 #include "rasters/indices.hpp"
 #include "rasters/sensor.hpp"
 #include "vectors/coverage.hpp"
+#include "vectors/ecozones.hpp"
 #include "vectors/patches.hpp"
 
 namespace fw::pipelines {
@@ -224,6 +227,95 @@ void change(RunContext& x) {
   x.counts["changed_pixels"] = cat;
 }
 
+// Numbers from a comma-separated list ("0.2,0.4,0.6,0.8"), `n` of them, ascending.
+template <std::size_t N>
+std::array<double, N> numbers(const std::string& text, const std::string& key) {
+  std::array<double, N> v{};
+  std::stringstream ss(text);
+  std::string item;
+  std::size_t k = 0;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const double x = std::strtod(item.c_str(), &end);
+    while (end && *end == ' ') ++end;
+    if (k >= N || item.empty() || *end || !std::isfinite(x) || (k > 0 && !(x > v[k - 1])))
+      throw_usage(key + ": expected " + std::to_string(N) + " ascending numbers, got '" + text +
+                  "'");
+    v[k++] = x;
+  }
+  if (k != N)
+    throw_usage(key + ": expected " + std::to_string(N) + " ascending numbers, got '" + text + "'");
+  return v;
+}
+
+bool ecology_enabled(const Config& c) {
+  const std::string& e = c.str("steps.ecology.enabled");
+  return e == "true" || (e == "auto" && (!c.path("inputs.zones.file").empty() ||
+                                         !c.path("inputs.dem.file").empty()));
+}
+
+void ecology(RunContext& x) {
+  const Config& c = x.cfg;
+  if (!ecology_enabled(c)) return;
+  EcologyRun r;
+  r.before = &*x.before;
+  r.after = &*x.after;
+  r.grid = x.grid;
+  r.lst_before = c.path("inputs.before.lst");
+  r.lst_after = c.path("inputs.after.lst");
+  rasters::EcologyOptions& e = r.eco;
+  const auto pct =
+      numbers<2>(c.str("steps.ecology.fvc_percentiles"), "steps.ecology.fvc_percentiles");
+  e.fvc.low_percent = pct[0], e.fvc.high_percent = pct[1];
+  if (c.given("steps.ecology.fvc_ndvi_soil"))
+    e.fvc.ndvi_soil = c.num("steps.ecology.fvc_ndvi_soil");
+  if (c.given("steps.ecology.fvc_ndvi_veg")) e.fvc.ndvi_veg = c.num("steps.ecology.fvc_ndvi_veg");
+  e.fvc.breaks = numbers<4>(c.str("steps.ecology.fvc_breaks"), "steps.ecology.fvc_breaks");
+  e.wetness = c.str("steps.ecology.wetness");
+  e.heat = c.str("steps.ecology.heat");
+  const std::string& wm = c.str("steps.ecology.water_mndwi");
+  if (wm == "none") {
+    e.water_mndwi.reset();
+  } else {
+    e.water_mndwi = std::strtod(wm.c_str(), nullptr);
+  }
+  e.mode = rasters::parse_rsei_mode(c.str("steps.ecology.mode"));
+  e.rsei_breaks = numbers<4>(c.str("steps.ecology.rsei_breaks"), "steps.ecology.rsei_breaks");
+  e.min_change = c.num("steps.ecology.min_change");
+  r.slope.dem = c.path("inputs.dem.file");
+  r.slope.band = static_cast<int>(c.integer("inputs.dem.band"));
+  r.slope.z_factor = c.num("inputs.dem.z_factor");
+  r.zones = x.zones ? &*x.zones : nullptr;
+  r.parcels = x.parcels ? &*x.parcels : nullptr;
+  r.zone.type_field = c.str("inputs.zones.type_field");
+  r.zone.sensitivity_field = c.str("inputs.zones.sensitivity_field");
+  r.zone.default_sensitivity =
+      vectors::parse_sensitivity_name(c.str("steps.ecology.default_sensitivity"));
+  if (c.given("steps.ecology.alert_rules")) {
+    r.zone.rules.clear();
+    for (const auto& t : c.list("steps.ecology.alert_rules"))
+      r.zone.rules.push_back(vectors::parse_eco_rule(t));
+  }
+  r.zone.mode = vectors::parse_coverage_mode(c.str("steps.zonal.coverage"));
+  if (fs::exists(x.dir + "/change_class.tif")) r.change_class = x.dir + "/change_class.tif";
+  r.steep_share = c.num("steps.ecology.steep_share");
+  r.out_dir = x.dir;
+  x.ecology.emplace(run_ecology(r, x.so));
+  const auto& eco = x.ecology->eco;
+  nlohmann::json pc = nlohmann::json::array();
+  for (const auto& p : eco.pca) pc.push_back(p.variance_share);
+  x.counts["ecology"] = {{"components", eco.components},
+                         {"pc1_variance_share", pc},
+                         {"rsei_mean", {eco.dates[0].rsei_mean, eco.dates[1].rsei_mean}},
+                         {"degraded_pixels", eco.degraded},
+                         {"improved_pixels", eco.improved}};
+  if (x.ecology->zones) {
+    int a[4] = {0, 0, 0, 0};
+    for (int l : x.ecology->zones->alert) ++a[l];
+    x.counts["zone_alerts"] = {{"alarm", a[3]}, {"warning", a[2]}, {"watch", a[1]}};
+  }
+}
+
 void zonal(RunContext& x) {
   const Config& c = x.cfg;
   vectors::IndicatorOptions o;
@@ -238,6 +330,17 @@ void zonal(RunContext& x) {
   o.township_field = c.str("inputs.parcels.township_field");
   o.village_field = c.str("inputs.parcels.village_field");
   x.indicators.emplace(vectors::compute_indicators(*x.parcels, o, x.so));
+  if (x.ecology && x.ecology->terrain) {
+    // Terrain per parcel, and the steep-farmland flag.
+    const vectors::Terrain& t = *x.ecology->terrain;
+    auto& ind = *x.indicators;
+    ind.columns.insert(ind.columns.end(), t.columns.begin(), t.columns.end());
+    for (std::size_t i = 0; i < ind.rows.size(); ++i) {
+      ind.rows[i].insert(ind.rows[i].end(), t.rows[i].begin(), t.rows[i].end());
+      if (t.steep[i])
+        ind.flags[i] += std::string(ind.flags[i].empty() ? "" : ",") + "steep_over_25";
+    }
+  }
   // Four independent files: written side by side.
   std::exception_ptr failed[4];
   parallel_for_n(
@@ -365,20 +468,28 @@ void history_stage(RunContext& x) {
 }
 
 // The patch layers, with their history when the run keeps one.
-void writers(RunContext& x) {
-  if (!x.patches) return;
-  vectors::write_patches(x.dir, x.patches->set);
+// Copies layer `name` of <dir>/<name>.gpkg into farmwatch.gpkg and removes the former.
+void merge_layer(const std::string& dir, const std::string& name) {
+  const std::string from = dir + "/" + name + ".gpkg", to = dir + "/farmwatch.gpkg";
   {
-    DatasetPtr src = open_vector(x.dir + "/patches.gpkg");
-    DatasetPtr dst(static_cast<GDALDataset*>(GDALOpenEx((x.dir + "/farmwatch.gpkg").c_str(),
-                                                        GDAL_OF_VECTOR | GDAL_OF_UPDATE, nullptr,
-                                                        nullptr, nullptr)));
-    if (!dst) throw_output("cannot open for update", {.file = x.dir + "/farmwatch.gpkg"});
-    OGRLayer* l = src->GetLayerByName("patches");
-    if (!l || !dst->CopyLayer(l, "patches"))
-      throw_output("cannot copy the patches layer", {.file = x.dir + "/farmwatch.gpkg"});
+    DatasetPtr src = open_vector(from);
+    DatasetPtr dst(static_cast<GDALDataset*>(
+        GDALOpenEx(to.c_str(), GDAL_OF_VECTOR | GDAL_OF_UPDATE, nullptr, nullptr, nullptr)));
+    if (!dst) throw_output("cannot open for update", {.file = to});
+    OGRLayer* l = src->GetLayerByName(name.c_str());
+    if (!l || !dst->CopyLayer(l, name.c_str()))
+      throw_output("cannot copy the " + name + " layer", {.file = to});
   }
-  fs::remove(x.dir + "/patches.gpkg");
+  fs::remove(from);
+}
+
+void writers(RunContext& x) {
+  if (x.patches) {
+    vectors::write_patches(x.dir, x.patches->set);
+    merge_layer(x.dir, "patches");
+  }
+  if (fs::exists(x.dir + "/zones.gpkg") && fs::exists(x.dir + "/farmwatch.gpkg"))
+    merge_layer(x.dir, "zones");
 }
 
 void styles(RunContext& x) {
@@ -543,6 +654,132 @@ std::vector<StageSpec> build() {
        .writes = {},
        .run = nullptr});
   s.push_back(
+      {.name = "ecology",
+       .doc = "ecological indicators: fractional vegetation cover and RSEI of both dates, RSEI "
+              "grade change, slope from a DEM; per-zone indicators and eco_alert, per-parcel "
+              "terrain (runs when zones or a DEM are given)",
+       .options =
+           {{.key = "steps.ecology.enabled",
+             .type = OptType::kChoice,
+             .def = "auto",
+             .doc = "auto (when inputs.zones.file or inputs.dem.file is given), true or false",
+             .choices = {"auto", "true", "false"}},
+            {.key = "inputs.before.lst",
+             .type = OptType::kFile,
+             .doc = "land surface temperature of the earlier date (any GDAL raster), for RSEI's "
+                    "heat component; default: the thermal band when there is one"},
+            {.key = "inputs.after.lst",
+             .type = OptType::kFile,
+             .doc = "land surface temperature of the later date"},
+            {.key = "inputs.dem.file",
+             .type = OptType::kFile,
+             .doc = "a digital elevation model (any GDAL raster, any CRS): slope.tif, per-parcel "
+                    "and per-zone slope and steep areas"},
+            {.key = "inputs.dem.band",
+             .type = OptType::kInt,
+             .def = "1",
+             .doc = "its band",
+             .min = 1},
+            {.key = "inputs.dem.z_factor",
+             .type = OptType::kNumber,
+             .def = "1",
+             .doc = "elevation units to metres (0.3048 for feet)",
+             .min = 1e-9},
+            {.key = "steps.ecology.fvc_percentiles",
+             .def = "5,95",
+             .doc = "NDVI percentiles of each date taken as bare soil and full vegetation (FVC)",
+             .check =
+                 [](const std::string& t) {
+                   return error_of([&] { numbers<2>(t, "steps.ecology.fvc_percentiles"); });
+                 }},
+            {.key = "steps.ecology.fvc_ndvi_soil",
+             .type = OptType::kNumber,
+             .doc = "fixed NDVI of bare soil instead of the percentile",
+             .min = -1,
+             .max = 1},
+            {.key = "steps.ecology.fvc_ndvi_veg",
+             .type = OptType::kNumber,
+             .doc = "fixed NDVI of full vegetation instead of the percentile",
+             .min = -1,
+             .max = 1},
+            {.key = "steps.ecology.fvc_breaks",
+             .def = "0.2,0.4,0.6,0.8",
+             .doc = "FVC at which the five cover levels begin (very low .. high)",
+             .check =
+                 [](const std::string& t) {
+                   return error_of([&] { numbers<4>(t, "steps.ecology.fvc_breaks"); });
+                 }},
+            {.key = "steps.ecology.wetness",
+             .def = "auto",
+             .doc = "tasseled-cap wetness coefficients: auto (the sensor's), landsat89, "
+                    "sentinel2, landsat7, landsat5, or six numbers (blue..swir2)",
+             .check =
+                 [](const std::string& t) {
+                   return t == "auto" ? std::string()
+                                      : error_of([&] { rasters::parse_wetness(t); });
+                 }},
+            {.key = "steps.ecology.heat",
+             .type = OptType::kChoice,
+             .def = "auto",
+             .doc = "RSEI heat component: auto (LST raster or thermal band when both dates have "
+                    "one, else the three-component variant), none, or required",
+             .choices = {"auto", "none", "required"}},
+            {.key = "steps.ecology.water_mndwi",
+             .def = "0",
+             .doc = "water (left out of the RSEI) where MNDWI is above this; none = no water mask",
+             .check =
+                 [](const std::string& t) {
+                   char* end = nullptr;
+                   const double v = std::strtod(t.c_str(), &end);
+                   return t == "none" || (!t.empty() && !*end && v >= -1 && v <= 1)
+                              ? std::string()
+                              : "expected a number in [-1, 1] or none, got '" + t + "'";
+                 }},
+            {.key = "steps.ecology.mode",
+             .type = OptType::kChoice,
+             .def = "joint",
+             .doc = "joint (one normalisation and PCA for both dates: comparable grades) or "
+                    "per_date (Xu's index computed for each date alone)",
+             .choices = {"joint", "per_date"}},
+            {.key = "steps.ecology.rsei_breaks",
+             .def = "0.2,0.4,0.6,0.8",
+             .doc = "RSEI at which the grades fair, moderate, good, excellent begin",
+             .check =
+                 [](const std::string& t) {
+                   return error_of([&] { numbers<4>(t, "steps.ecology.rsei_breaks"); });
+                 }},
+            {.key = "steps.ecology.min_change",
+             .type = OptType::kNumber,
+             .def = "0.1",
+             .doc = "a grade change counts only when the RSEI moved at least this much (noise "
+                    "across a grade boundary is not degradation)",
+             .min = 0,
+             .max = 1},
+            {.key = "steps.ecology.alert_rules",
+             .type = OptType::kList,
+             .doc = "eco_alert rules replacing the defaults: 'alarm: sensitivity >= 4, "
+                    "built_up_m2 > 0' (docs/ecology.md)",
+             .check =
+                 [](const std::string& t) {
+                   return error_of([&] { vectors::parse_eco_rule(t); });
+                 }},
+            {.key = "steps.ecology.default_sensitivity",
+             .type = OptType::kChoice,
+             .def = "medium",
+             .doc = "the sensitivity of a zone without one (no field, or an empty value)",
+             .choices = {"none", "low", "medium", "high", "red_line"}},
+            {.key = "steps.ecology.steep_share",
+             .type = OptType::kNumber,
+             .def = "0.5",
+             .doc = "a parcel is flagged steep_over_25 from this share of its area above 25 "
+                    "degrees",
+             .min = 0,
+             .max = 1}},
+       .writes = {"fvc_t0.tif", "fvc_t1.tif", "rsei_t0.tif", "rsei_t1.tif", "rsei_grade_change.tif",
+                  "slope.tif", "zones.geojson", "zones.csv", "farmwatch.gpkg (layer zones)",
+                  "ecology.json"},
+       .run = ecology});
+  s.push_back(
       {.name = "zonal",
        .doc = "per-parcel NDVI, change and encroachment indicators (exact coverage), "
               "alert levels, the summary by township and village",
@@ -591,7 +828,7 @@ std::vector<StageSpec> build() {
                           return error_of([&] {
                             const auto r = vectors::parse_priority_rule(t);
                             for (const auto& cnd : r.all) {
-                              for (const auto& cat : cnd.categories) {
+                              for (const auto& cat : cnd.members) {
                                 const std::string m = check_category(cat);
                                 if (!m.empty()) throw_usage("rule '" + t + "': " + m);
                               }

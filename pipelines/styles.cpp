@@ -2,8 +2,12 @@
 
 #include <ogrsf_frmts.h>
 
+#include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
+#include <sstream>
 #include <vector>
 
 #include "engine/atomic_file.hpp"
@@ -163,8 +167,83 @@ std::string parcels_qml() {
                                      {"none", "no alert", 120, 160, 90, 0}});
 }
 
+// A discrete pseudocolour style: each class up to (below) its `upper` value.
+std::string discrete_qml(const std::vector<std::pair<double, Category>>& classes) {
+  std::string s = kHead;
+  s += "  <pipe>\n    <rasterrenderer type=\"singlebandpseudocolor\" band=\"1\" opacity=\"1\" "
+       "alphaBand=\"-1\" classificationMin=\"0\" classificationMax=\"1\" nodataColor=\"\">\n"
+       "      <rasterTransparency/>\n      <rastershader>\n"
+       "        <colorrampshader colorRampType=\"DISCRETE\" classificationMode=\"1\" "
+       "clip=\"0\">\n";
+  for (const auto& [upper, c] : classes) {
+    char col[16];
+    std::snprintf(col, sizeof col, "#%02x%02x%02x", c.r, c.g, c.b);
+    const std::string v = std::isinf(upper) ? "inf" : c.value;
+    s += "          <item value=\"" + v + "\" color=\"" + col + "\" alpha=\"255\" label=\"" +
+         xml_escape(c.label) + "\"/>\n";
+  }
+  s += "        </colorrampshader>\n      </rastershader>\n    </rasterrenderer>\n"
+       "    <brightnesscontrast brightness=\"0\" contrast=\"0\" gamma=\"1\"/>\n"
+       "    <rasterresampler maxOversampling=\"2\"/>\n  </pipe>\n  <blendMode>0</blendMode>\n"
+       "</qgis>\n";
+  return s;
+}
+
+// Five grades with their names, from the breaks stored in the raster's metadata.
+std::string grades_qml(const std::string& tif, const char* key,
+                       const std::array<const char*, 5>& labels,
+                       const std::array<std::array<int, 3>, 5>& colors) {
+  DatasetPtr ds = open_raster(tif);
+  const char* m = ds->GetMetadataItem(key);
+  std::vector<double> br;
+  if (m) {
+    std::stringstream ss(m);
+    std::string item;
+    while (std::getline(ss, item, ',')) br.push_back(std::strtod(item.c_str(), nullptr));
+  }
+  if (br.size() != 4) br = {0.2, 0.4, 0.6, 0.8};
+  br.push_back(std::numeric_limits<double>::infinity());
+  std::vector<std::pair<double, Category>> classes;
+  for (std::size_t k = 0; k < 5; ++k) {
+    char v[32];
+    std::snprintf(v, sizeof v, "%.10g", br[k]);
+    classes.push_back({br[k], {v, labels[k], colors[k][0], colors[k][1], colors[k][2], 255}});
+  }
+  return discrete_qml(classes);
+}
+
+std::string zones_qml() {
+  return categorized("eco_alert", {{"alarm", "alarm", 215, 25, 28, 120},
+                                   {"warning", "warning", 253, 141, 60, 100},
+                                   {"watch", "watch", 255, 215, 0, 80},
+                                   {"none", "no alert", 60, 140, 60, 40}});
+}
+
 void write_styles(const std::string& dir) {
-  for (const char* r : {"change_class", "change_intensity"}) {
+  static const std::array<std::array<int, 3>, 5> ramp = {
+      {{215, 48, 39}, {252, 141, 89}, {254, 224, 139}, {145, 207, 96}, {26, 152, 80}}};
+  for (const char* t : {"t0", "t1"}) {
+    const std::string rsei = dir + "/rsei_" + std::string(t) + ".tif";
+    if (fs::exists(rsei))
+      write_file_atomic(dir + "/rsei_" + std::string(t) + ".qml",
+                        grades_qml(rsei, "GRADE_BREAKS",
+                                   {"poor", "fair", "moderate", "good", "excellent"}, ramp));
+    const std::string fvc = dir + "/fvc_" + std::string(t) + ".tif";
+    if (fs::exists(fvc))
+      write_file_atomic(dir + "/fvc_" + std::string(t) + ".qml",
+                        grades_qml(fvc, "LEVEL_BREAKS",
+                                   {"very low", "low", "medium", "medium-high", "high"}, ramp));
+  }
+  if (fs::exists(dir + "/slope.tif")) {
+    write_file_atomic(dir + "/slope.qml",
+                      discrete_qml({{6, {"6", "0-6 degrees", 255, 255, 204, 255}},
+                                    {15, {"15", "6-15 degrees", 161, 218, 180, 255}},
+                                    {25, {"25", "15-25 degrees", 65, 182, 196, 255}},
+                                    {std::numeric_limits<double>::infinity(),
+                                     {"inf", "above 25 degrees", 37, 52, 148, 255}}}));
+  }
+  if (fs::exists(dir + "/zones.geojson")) write_file_atomic(dir + "/zones.qml", zones_qml());
+  for (const char* r : {"change_class", "change_intensity", "rsei_grade_change"}) {
     const std::string tif = dir + "/" + r + ".tif";
     if (!fs::exists(tif)) continue;
     DatasetPtr ds = open_raster(tif);
@@ -175,8 +254,9 @@ void write_styles(const std::string& dir) {
   if (fs::exists(dir + "/patches.geojson")) write_file_atomic(dir + "/patches.qml", patches_qml());
   if (fs::exists(dir + "/parcels.geojson")) write_file_atomic(dir + "/parcels.qml", parcels_qml());
   if (fs::exists(dir + "/farmwatch.gpkg"))
-    add_gpkg_styles(dir + "/farmwatch.gpkg",
-                    {{"parcels", parcels_qml()}, {"patches", patches_qml()}});
+    add_gpkg_styles(
+        dir + "/farmwatch.gpkg",
+        {{"parcels", parcels_qml()}, {"patches", patches_qml()}, {"zones", zones_qml()}});
 }
 
 }  // namespace fw::pipelines

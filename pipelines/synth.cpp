@@ -182,6 +182,9 @@ class Scene {
   // Full pixel value (2x2 supersampled surface, atmosphere, noise, clouds), reflectance.
   void pixel(int64_t col, int64_t row, int date, const std::vector<int>& clouds,
              std::array<float, 6>& out) const;
+  // Land surface temperature (kelvin) of the pixel: the 2 x 2 samples' energy-balance proxy,
+  // noise, clouds' tops.
+  float lst(int64_t col, int64_t row, int date, const std::vector<int>& clouds) const;
   uint8_t scl(int64_t col20, int64_t row20, int date, const std::vector<int>& clouds) const;
   void cloud_at(double x, double y, const std::vector<int>& clouds, double& op, double& sh) const;
   std::vector<int> clouds_near(const Extent& px_box) const;
@@ -716,6 +719,37 @@ void Scene::pixel(int64_t col, int64_t row, int date, const std::vector<int>& ne
   }
 }
 
+// A surface's temperature from its reflectance, by a surface energy-balance proxy: absorbed
+// sunlight (1 - albedo) heats a dry surface; a vegetated one spends it on evaporation (its
+// evaporative fraction grows with NDVI); open water stays near the air temperature.
+double surface_temperature(const Spectrum& v) {
+  const double albedo = 0.1 * (v[0] + v[1] + v[2]) + 0.35 * v[3] + 0.2 * v[4] + 0.15 * v[5] + 0.0;
+  if (v[3] < 0.06 && v[4] < 0.04) return 292.0;  // water
+  const double ndvi = (v[3] - v[2]) / std::max(1e-6f, v[3] + v[2]);
+  const double ef = std::clamp((ndvi - 0.15) / 0.6, 0.0, 1.0);
+  return 294.0 + 30.0 * (1.0 - albedo) * (1.0 - ef);
+}
+
+float Scene::lst(int64_t col, int64_t row, int date, const std::vector<int>& near) const {
+  const double cx = static_cast<double>(col) + 0.5, cy = static_cast<double>(row) + 0.5;
+  const float vigor = static_cast<float>((vnoise(cx / 6.0, cy / 6.0, 100) - 0.5) * 1.4 +
+                                         (vnoise(cx / 2.0, cy / 2.0, 101) - 0.5) * 0.6);
+  double t = 0;
+  for (int sy = 0; sy < 2; ++sy) {
+    for (int sx = 0; sx < 2; ++sx)
+      t += 0.25 * surface_temperature(
+                      surface(cx - 0.25 + 0.5 * sx, cy - 0.25 + 0.5 * sy, date, vigor, nullptr));
+  }
+  if (date == 2) t += 0.8;  // a slightly warmer day
+  const uint64_t k =
+      h({61, static_cast<uint64_t>(date), static_cast<uint64_t>(col), static_cast<uint64_t>(row)});
+  const double u1 = std::max(unit(k), 1e-12), u2 = unit(mix64(k));
+  t += 0.3 * std::sqrt(-2 * std::log(u1)) * std::cos(2 * kPi * u2);
+  double op = 0, sh = 0;
+  if (date == 2 && !near.empty()) cloud_at(cx, cy, near, op, sh);
+  return static_cast<float>(t + (255.0 - t) * op - 3.0 * sh * (1.0 - op));
+}
+
 uint8_t Scene::scl(int64_t col20, int64_t row20, int date, const std::vector<int>& near) const {
   const double x = 2.0 * static_cast<double>(col20) + 1.0,
                y = 2.0 * static_cast<double>(row20) + 1.0;
@@ -800,6 +834,37 @@ void write_reflectance(const Scene& scene, int date, const std::string& path,
         for (int b = 0; b < 6; ++b) {
           write_window(*ds, b + 1, w, GDT_UInt16, buf.data() + static_cast<std::size_t>(b) * plane);
         }
+      });
+  close_dataset(ds, path);
+  ap.commit();
+}
+
+void write_lst(const Scene& scene, int date, const std::string& path, const SchedulerOptions& so) {
+  const Grid grid = scene_grid(scene.opt, 1);
+  AtomicPath ap(path);
+  BlockScheduler sched(so);
+  DatasetPtr ds = create_gtiff(ap.temp(), grid, 1, GDT_Float32,
+                               GdalOptions{}.set("NUM_THREADS", std::to_string(sched.threads())));
+  ds->GetRasterBand(1)->SetDescription("LST");
+  ds->GetRasterBand(1)->SetNoDataValue(-9999);
+  ds->SetMetadataItem("UNITS", "kelvin");
+  ds->SetMetadataItem("ACQUISITION_DATE", date == 1 ? kDate1Iso : kDate2Iso);
+  const WindowPlan plan = sched.plan(grid.width(), grid.height(), 256, 256, 4 + 64);
+  sched.run<std::vector<float>>(
+      plan,
+      [&](const Window& w, std::size_t) {
+        std::vector<float> buf(static_cast<std::size_t>(w.pixels()));
+        const Extent box{static_cast<double>(w.x), static_cast<double>(w.y),
+                         static_cast<double>(w.x_end()), static_cast<double>(w.y_end())};
+        const std::vector<int> near = date == 2 ? scene.clouds_near(box) : std::vector<int>{};
+        for (int64_t r = 0; r < w.h; ++r) {
+          for (int64_t c = 0; c < w.w; ++c)
+            buf[static_cast<std::size_t>(r * w.w + c)] = scene.lst(w.x + c, w.y + r, date, near);
+        }
+        return buf;
+      },
+      [&](const Window& w, std::size_t, std::vector<float>& buf) {
+        write_window(*ds, 1, w, GDT_Float32, buf.data());
       });
   close_dataset(ds, path);
   ap.commit();
@@ -1123,6 +1188,11 @@ Result generate(const Options& o, const SchedulerOptions& so) {
     write_reflectance(scene, date, o.out + "/" + (date == 1 ? kDate1 : kDate2), s);
     s.label = "synth SCL " + std::to_string(date);
     write_scl(scene, date, o.out + "/" + (date == 1 ? kScl1 : kScl2), s);
+    if (o.lst) {
+      s.label = "synth LST " + std::to_string(date);
+      write_lst(scene, date, o.out + "/" + (date == 1 ? kLst1 : kLst2), s);
+      res.files.push_back(o.out + "/" + (date == 1 ? kLst1 : kLst2));
+    }
   }
   write_vectors(scene, o.out, res);
   write_file_atomic(o.out + "/" + kTruth, truth_json(scene).dump(1) + "\n");

@@ -2,7 +2,8 @@
 //
 // Writes, into a folder: per date a 6-band UInt16 GeoTIFF in the Sentinel-2 L2A layout (B2, B3,
 // B4, B8, B11, B12 as reflectance x 10000) and a 20 m SCL raster with ESA's class codes (clouds
-// and shadows in date 2); parcels (GeoPackage and GeoJSON) and ecological zones; and truth.json
+// and shadows in date 2); optionally a land-surface-temperature raster per date (kelvin, from a
+// surface energy-balance proxy); parcels (GeoPackage and GeoJSON) and ecological zones; and truth.json
 // with every planted change. Generation streams window by window, so memory does not grow with
 // the raster size; every value is a pure function of (seed, position), so results are identical
 // for any thread count.
@@ -25,6 +26,7 @@ struct Options {
   int epsg = 32650;          // UTM zone 50N (central China)
   double origin_x = 399960;  // upper-left corner, metres
   double origin_y = 3400020;
+  bool lst = false;  // also write date1_lst.tif and date2_lst.tif (land surface temperature, K)
 };
 
 struct Result {
@@ -40,6 +42,8 @@ inline constexpr const char* kDate1 = "date1.tif";
 inline constexpr const char* kDate2 = "date2.tif";
 inline constexpr const char* kScl1 = "date1_scl.tif";
 inline constexpr const char* kScl2 = "date2_scl.tif";
+inline constexpr const char* kLst1 = "date1_lst.tif";
+inline constexpr const char* kLst2 = "date2_lst.tif";
 inline constexpr const char* kParcelsGpkg = "parcels.gpkg";
 inline constexpr const char* kParcelsGeojson = "parcels.geojson";
 inline constexpr const char* kZonesGeojson = "zones.geojson";

@@ -24,6 +24,7 @@
 #include "engine/log.hpp"
 #include "engine/raster_io.hpp"
 #include "vectors/clumps.hpp"
+#include "vectors/ecozones.hpp"
 #include "vectors/vector_writer.hpp"
 
 namespace fw::vectors {
@@ -40,12 +41,6 @@ const std::vector<std::string>& priority_vars() {
   return v;
 }
 
-std::string trim(std::string s) {
-  const auto a = s.find_first_not_of(" \t");
-  const auto b = s.find_last_not_of(" \t");
-  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-}
-
 double var_value(const Patch& p, const std::string& v) {
   if (v == "area_m2") return p.area_m2;
   if (v == "area_mu") return p.area_mu;
@@ -57,33 +52,14 @@ double var_value(const Patch& p, const std::string& v) {
   if (v == "basic_farmland_share") return p.area_m2 > 0 ? p.basic_farmland_area_m2 / p.area_m2 : 0;
   if (v == "zone_area_m2") return p.zone_area_m2;
   if (v == "valid_fraction") return p.valid_fraction;
-  // zone_sensitivity
+  // zone_sensitivity (a patch outside every zone: 0; a zone without a value: medium)
   if (p.zone_id.empty()) return 0;
-  if (p.zone_type == "ecological_red_line" || p.zone_sensitivity == "red_line" ||
-      p.zone_type == "生态保护红线")
-    return 4;
-  if (p.zone_sensitivity == "high" || p.zone_sensitivity == "高") return 3;
-  if (p.zone_sensitivity == "medium" || p.zone_sensitivity == "中") return 2;
-  if (p.zone_sensitivity == "low" || p.zone_sensitivity == "低") return 1;
-  return 0;
+  return sensitivity_level(p.zone_type, p.zone_sensitivity, 2);
 }
 
 bool holds(const PriorityRule& r, const Patch& p) {
-  for (const auto& c : r.all) {
-    if (c.op == '=') {
-      if (std::find(c.categories.begin(), c.categories.end(), p.category) == c.categories.end())
-        return false;
-      continue;
-    }
-    const double x = var_value(p, c.var);
-    if (std::isnan(x)) return false;
-    const bool ok = c.op == '>'   ? x > c.value
-                    : c.op == '<' ? x < c.value
-                    : c.op == 'G' ? x >= c.value
-                                  : x <= c.value;
-    if (!ok) return false;
-  }
-  return true;
+  return rule_holds(
+      r, [&](const std::string& v) { return var_value(p, v); }, p.category);
 }
 
 int field_or_throw(const ParcelSet& set, const std::string& name, const char* what) {
@@ -197,64 +173,14 @@ GeometryPtr polygonize_mask(const std::vector<uint8_t>& in, const Window& w, con
 }  // namespace
 
 PriorityRule parse_priority_rule(const std::string& text) {
-  PriorityRule r;
-  r.text = text;
-  const auto colon = text.find(':');
-  auto bad = [&](const std::string& why) {
-    throw_usage("priority rule '" + text + "': " + why +
-                " (expected 'P1: category in construction|bare_soil, area_mu >= 1, ...')");
-  };
-  if (colon == std::string::npos) bad("no 'P<n>:' before the conditions");
-  const std::string head = trim(text.substr(0, colon));
-  if (head != "P1" && head != "P2" && head != "P3") bad("the level must be P1, P2 or P3");
-  r.level = head[1] - '0';
-  std::stringstream ss(text.substr(colon + 1));
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    part = trim(part);
-    if (part.empty()) continue;
-    PriorityCondition c;
-    if (part.rfind("category", 0) == 0) {
-      std::string rest = trim(part.substr(8));
-      if (rest.rfind("in ", 0) != 0 && rest.rfind("= ", 0) != 0 && rest.rfind("==", 0) != 0)
-        bad("'category' takes 'in a|b'");
-      rest = trim(rest.substr(rest[0] == 'i' ? 3 : 2));
-      std::stringstream cs(rest);
-      std::string cat;
-      while (std::getline(cs, cat, '|')) {
-        if (!trim(cat).empty()) c.categories.push_back(trim(cat));
-      }
-      if (c.categories.empty()) bad("no category after 'in'");
-      c.var = "category";
-      c.op = '=';
-      r.all.push_back(c);
-      continue;
-    }
-    std::size_t pos = std::string::npos;
-    std::string op;
-    for (const char* o : {">=", "<=", ">", "<"}) {
-      pos = part.find(o);
-      if (pos != std::string::npos) {
-        op = o;
-        break;
-      }
-    }
-    if (pos == std::string::npos) bad("condition '" + part + "' has no comparison");
-    c.var = trim(part.substr(0, pos));
-    const auto& vars = priority_vars();
-    if (std::find(vars.begin(), vars.end(), c.var) == vars.end()) {
-      std::string list;
-      for (const auto& v : vars) list += (list.empty() ? "" : ", ") + v;
-      bad("unknown variable '" + c.var + "' (variables: category, " + list + ")");
-    }
-    c.op = op == ">=" ? 'G' : op == "<=" ? 'L' : op[0];
-    const std::string num = trim(part.substr(pos + op.size()));
-    char* end = nullptr;
-    c.value = std::strtod(num.c_str(), &end);
-    if (num.empty() || *end) bad("'" + num + "' is not a number");
-    r.all.push_back(c);
-  }
-  return r;
+  static const RuleSyntax syntax{
+      .what = "priority rule",
+      .example = "P1: category in construction|bare_soil, area_mu >= 1, ...",
+      .levels = {{"P1", 1}, {"P2", 2}, {"P3", 3}},
+      .member_var = "category",
+      .vars = priority_vars(),
+      .also = nullptr};
+  return parse_rule(text, syntax);
 }
 
 double parse_mmu(const std::string& text) {

@@ -16,24 +16,16 @@
 
 #include "engine/scheduler.hpp"
 #include "vectors/parcels.hpp"
+#include "vectors/rules.hpp"
 
 namespace fw::vectors {
 
-// A priority rule: every condition must hold. Variables: area_m2, area_mu, intensity_max,
-// intensity_mean, magnitude_mean, farmland_area_m2, basic_farmland_area_m2, basic_farmland_share,
-// zone_area_m2, zone_sensitivity (0 none, 1 low, 2 medium, 3 high, 4 ecological red line),
-// valid_fraction; and `category in a|b|c`.
-struct PriorityCondition {
-  std::string var;  // "category" for membership
-  char op = '>';    // '>', '<', 'G' (>=), 'L' (<=), '=' (category in)
-  double value = 0;
-  std::vector<std::string> categories;
-};
-struct PriorityRule {
-  int level = 3;  // 1, 2, 3 (P1 most urgent)
-  std::vector<PriorityCondition> all;
-  std::string text;
-};
+// A priority rule (vectors/rules.hpp), level 1..3 (P1 most urgent). Variables: area_m2, area_mu,
+// intensity_max, intensity_mean, magnitude_mean, farmland_area_m2, basic_farmland_area_m2,
+// basic_farmland_share, zone_area_m2, zone_sensitivity (0 none, 1 low, 2 medium, 3 high, 4
+// ecological red line), valid_fraction; and `category in a|b|c`.
+using PriorityCondition = RuleCondition;
+using PriorityRule = Rule;
 // "P1: category in construction|bare_soil, area_mu >= 1, basic_farmland_area_m2 > 0".
 // Throws fw::Error (usage) naming the rule and what was expected.
 PriorityRule parse_priority_rule(const std::string& text);

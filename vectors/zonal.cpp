@@ -278,6 +278,10 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
         } else if (n == "frac") {
           f.class_weight = cw;
           continue;
+        } else if (s.above) {  // aboveT: the share of the valid weight above T
+          double above = 0;
+          for (const auto& [x, wt] : a.values) above += x > s.q ? wt : 0.0;
+          v = a.w > 0 ? above / a.w : kNaN;
         } else {  // median, pNN
           v = weighted_quantile(a.values, s.q);
         }
@@ -402,11 +406,11 @@ void write_parcels(const std::string& path, const ParcelSet& set, const ParcelCo
   }
   // Pass-through attributes, except those named like the columns written here.
   auto reserved = [&](const std::string& n) {
-    return n == "parcel_id" ||
+    return n == cols.id_field ||
            std::find(cols.numeric.begin(), cols.numeric.end(), n) != cols.numeric.end() ||
            std::find(cols.text.begin(), cols.text.end(), n) != cols.text.end();
   };
-  std::vector<FieldDef> fields = {{"parcel_id", OFTString}};
+  std::vector<FieldDef> fields = {{cols.id_field, OFTString}};
   std::vector<std::size_t> pass;
   for (std::size_t a = 0; a < set.fields.size(); ++a) {
     if (!reserved(set.fields[a].name)) fields.push_back(set.fields[a]), pass.push_back(a);
@@ -451,7 +455,7 @@ void write_parcels(const std::string& path, const ParcelSet& set, const ParcelCo
     return;
   }
   VectorWriter out(path, drv);
-  OGRLayer& layer = out.add_layer("parcels", crs, wkbMultiPolygon, fields);
+  OGRLayer& layer = out.add_layer(cols.layer, crs, wkbMultiPolygon, fields);
   OGRFeatureDefn* defn = layer.GetLayerDefn();
   for (std::size_t i = 0; i < set.parcels.size(); ++i) {
     const Parcel& p = set.parcels[i];

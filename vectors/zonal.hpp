@@ -52,6 +52,7 @@ Grid zonal_grid(const std::vector<ZonalRaster>& rasters);
 // Per-parcel columns written with the parcels' id and attributes (attributes named like a
 // column are left out): numeric values (NaN = null), then text values.
 struct ParcelColumns {
+  std::string layer = "parcels", id_field = "parcel_id";  // the layer (.gpkg) and the id column
   std::vector<std::string> numeric, text;
   std::vector<std::vector<double>> values;            // [parcel][numeric]
   std::vector<std::vector<std::string>> text_values;  // [parcel][text]
