@@ -13,6 +13,8 @@
 #include "engine/gdal_handles.hpp"
 #include "engine/versions.hpp"
 #include "pipelines/run.hpp"
+#include "rasters/ecology.hpp"
+#include "vectors/ecozones.hpp"
 
 namespace fw::pipelines {
 namespace {
@@ -135,6 +137,65 @@ std::string base64(const std::string& data) {
     out += t[v >> 18], out += t[(v >> 12) & 63], out += t[(v >> 6) & 63], out += '=';
   }
   return out;
+}
+
+// The ecological zones: grade distributions at both dates, degraded zones first.
+static void zone_section(std::ostringstream& o, const RunContext& x) {
+  if (!x.ecology) return;
+  const EcologyRunResult& e = *x.ecology;
+  const auto& names = rasters::rsei_grade_names();
+  o << "<h2>Ecological quality</h2>\n<p>RSEI (" << html(e.eco.heat) << ", "
+    << (e.eco.mode == rasters::RseiMode::kJoint ? "both dates normalised together" : "per date")
+    << "): first component's share of variance";
+  for (const auto& p : e.eco.pca) o << " " << num(100 * p.variance_share) << " %";
+  o << ", loadings";
+  for (std::size_t k = 0; k < e.eco.components.size(); ++k)
+    o << " " << html(e.eco.components[k]) << " " << num(e.eco.pca[0].loadings[k], 3);
+  o << ". Mean RSEI " << num(e.eco.dates[0].rsei_mean, 3) << " &rarr; "
+    << num(e.eco.dates[1].rsei_mean, 3) << "; mean FVC " << num(e.eco.dates[0].fvc_mean, 3)
+    << " &rarr; " << num(e.eco.dates[1].fvc_mean, 3) << ".</p>\n";
+  if (e.slope)
+    o << "<p>Slope: mean " << num(e.slope->mean) << "&deg;, max " << num(e.slope->max)
+      << "&deg;.</p>\n";
+  if (!e.zones || !x.zones) return;
+  const auto& z = *e.zones;
+  std::vector<std::size_t> order(z.rank.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    const double da = z.value(a, "degraded_m2"), db = z.value(b, "degraded_m2");
+    if ((da > 0) != (db > 0)) return da > 0;  // degraded zones first
+    return z.rank[a] < z.rank[b];
+  });
+  o << "<table><tr><th class=l>zone</th><th class=l>type</th><th class=l>eco_alert</th>"
+    << "<th>RSEI t0</th><th>RSEI t1</th>";
+  for (int g = 1; g <= 5; ++g) o << "<th>" << names[g] << " ha<br>t0 / t1</th>";
+  o << "<th>degraded ha</th><th>improved ha</th><th>valid</th></tr>\n";
+  int type_field = -1;
+  for (std::size_t f = 0; f < x.zones->fields.size(); ++f) {
+    if (x.zones->fields[f].name == x.cfg.str("inputs.zones.type_field"))
+      type_field = static_cast<int>(f);
+  }
+  for (std::size_t i : order) {
+    const auto& zone = x.zones->parcels[i];
+    const int level = z.alert[i];
+    o << "<tr><td class=l>" << html(zone.id) << "</td><td class=l>"
+      << html(type_field >= 0 ? zone.attrs[static_cast<std::size_t>(type_field)] : "")
+      << "</td><td class=\"l"
+      << (level == 3   ? " P1"
+          : level == 2 ? " P2"
+                       : "")
+      << "\">" << vectors::eco_alert_name(level) << "</td><td>" << num(z.value(i, "rsei_t0"), 3)
+      << "</td><td>" << num(z.value(i, "rsei_t1"), 3) << "</td>";
+    for (int g = 1; g <= 5; ++g) {
+      const std::string n = names[g];
+      o << "<td>" << num(z.value(i, "t0_" + n + "_m2") / 1e4) << " / "
+        << num(z.value(i, "t1_" + n + "_m2") / 1e4) << "</td>";
+    }
+    o << "<td>" << num(z.value(i, "degraded_m2") / 1e4, 2) << "</td><td>"
+      << num(z.value(i, "improved_m2") / 1e4, 2) << "</td><td>"
+      << num(100 * z.value(i, "valid_fraction")) << " %</td></tr>\n";
+  }
+  o << "</table>\n";
 }
 
 void write_report(RunContext& x) {
@@ -262,6 +323,7 @@ void write_report(RunContext& x) {
   });
   top.resize(
       std::min<std::size_t>(top.size(), static_cast<std::size_t>(c.integer("steps.report.top"))));
+  zone_section(o, x);
   o << "<h2>Most urgent patches</h2>\n<table><tr><th class=l>patch</th><th class=l>priority</th>"
     << "<th class=l>category</th><th>area (mu)</th><th class=l>township / village</th>"
     << "<th class=l>parcels</th><th class=l>zone</th>"

@@ -130,8 +130,21 @@ std::string raster_palette_qml(const std::string& raster) {
   GDALRasterBand* b = ds->GetRasterBand(1);
   const GDALColorTable* ct = b->GetColorTable();
   if (!ct) throw_input("no colour table to style", {.file = raster});
-  char** names = b->GetCategoryNames();
-  const int nn = names ? CSLCount(names) : 0;
+  // Labels: GDAL's category names, else the CLASS_NAMES metadata item ("1=name;2=name").
+  std::vector<std::string> labels;
+  if (char** names = b->GetCategoryNames()) {
+    for (int k = 0; names[k]; ++k) labels.emplace_back(names[k]);
+  } else if (const char* m = ds->GetMetadataItem("CLASS_NAMES")) {
+    std::stringstream ss(m);
+    std::string item;
+    while (std::getline(ss, item, ';')) {
+      const auto eq = item.find('=');
+      if (eq == std::string::npos) continue;
+      const auto k = static_cast<std::size_t>(std::atoi(item.substr(0, eq).c_str()));
+      if (k >= labels.size()) labels.resize(k + 1);
+      labels[k] = item.substr(eq + 1);
+    }
+  }
   int has_nd = 0;
   const double nd = b->GetNoDataValue(&has_nd);
   std::string s = kHead;
@@ -139,7 +152,8 @@ std::string raster_palette_qml(const std::string& raster) {
        "alphaBand=\"-1\" nodataColor=\"\">\n      <rasterTransparency/>\n      <colorPalette>\n";
   for (int v = 0; v < ct->GetColorEntryCount(); ++v) {
     if (has_nd && v == static_cast<int>(nd)) continue;
-    const std::string label = v < nn && names[v][0] ? names[v] : "";
+    const std::string label =
+        static_cast<std::size_t>(v) < labels.size() ? labels[static_cast<std::size_t>(v)] : "";
     if (label.empty()) continue;  // unused codes
     const GDALColorEntry* e = ct->GetColorEntry(v);
     char col[16];

@@ -639,8 +639,14 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
                  {244, 109, 67, 255},  {253, 174, 97, 255}, {224, 224, 224, 255},
                  {166, 217, 106, 255}, {102, 189, 99, 255}, {26, 152, 80, 255},
                  {0, 104, 55, 255}};
-    for (const char* n : grade_change_names()) co.category_names.push_back(n);
+    // The names go into the metadata (and the QGIS style), not GDAL's category names: those
+    // live in a .aux.xml sidecar and would send the file through GDAL's slower COG path.
+    std::string names;
+    for (int k = 1; k < 10; ++k)
+      names += std::to_string(k) + "=" + grade_change_names()[static_cast<std::size_t>(k)] +
+               (k < 9 ? ";" : "");
     co.metadata = {{"INDICATOR", "RSEI grade change, t1 minus t0 (5 = unchanged)"},
+                   {"CLASS_NAMES", names},
                    {"MIN_CHANGE", std::to_string(opt.min_change)}};
     const std::string path = opt.out_dir + "/rsei_grade_change.tif";
     writers.push_back(std::make_unique<CogWriter>(path, grid, 1, co));

@@ -130,7 +130,13 @@ TEST_F(Run, WritesEveryOutputThatGdalReopens) {
   EXPECT_EQ(gp->GetLayerByName("parcels")->GetFeatureCount(), 80);
   // The GeoPackage carries the QGIS styles as its layers' defaults.
   ASSERT_TRUE(gp->GetLayerByName("layer_styles"));
-  EXPECT_EQ(gp->GetLayerByName("layer_styles")->GetFeatureCount(), 2);
+  EXPECT_EQ(gp->GetLayerByName("layer_styles")->GetFeatureCount(), 3);
+  // The scene has zones, so the ecology stage ran: the zones layer and its rasters.
+  ASSERT_TRUE(gp->GetLayerByName("zones"));
+  EXPECT_EQ(gp->GetLayerByName("zones")->GetFeatureCount(), rows(o + "/zones.csv"));
+  for (const char* f : {"/rsei_t0.tif", "/rsei_t1.tif", "/fvc_t0.tif", "/rsei_grade_change.tif"})
+    EXPECT_TRUE(fs::exists(o + f)) << f;
+  EXPECT_FALSE(fs::exists(o + "/zones.gpkg"));
   DatasetPtr gj = open_vector(o + "/patches.geojson");
   EXPECT_EQ(gj->GetLayer(0)->GetFeatureCount(), rows(o + "/patches.csv"));
   // The manifest: inputs with hashes, configuration, timings, counts, status.
