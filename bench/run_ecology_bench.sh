@@ -37,6 +37,9 @@ PY
   timeit "fvc_rsei_both_dates" "$FW" --log-level warn ecology --before "$S/date1.tif" \
     --after "$S/date2.tif" --mask-before "$S/date1_scl.tif" --mask-after "$S/date2_scl.tif" \
     --mask-type scl --out "$W/out/eco"
+  timeit "fvc_rsei_both_dates_uint16" "$FW" --log-level warn ecology --before "$S/date1.tif" \
+    --after "$S/date2.tif" --mask-before "$S/date1_scl.tif" --mask-after "$S/date2_scl.tif" \
+    --mask-type scl --uint16 --out "$W/out/eco"
   timeit "fvc_rsei_zones_slope" "$FW" --log-level warn ecology --before "$S/date1.tif" \
     --after "$S/date2.tif" --mask-before "$S/date1_scl.tif" --mask-after "$S/date2_scl.tif" \
     --mask-type scl --zones "$S/zones.geojson" --dem "$DEM" --out "$W/out/eco"

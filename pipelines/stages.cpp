@@ -282,6 +282,7 @@ void ecology(RunContext& x) {
   e.mode = rasters::parse_rsei_mode(c.str("steps.ecology.mode"));
   e.rsei_breaks = numbers<4>(c.str("steps.ecology.rsei_breaks"), "steps.ecology.rsei_breaks");
   e.min_change = c.num("steps.ecology.min_change");
+  e.uint16 = c.flag("steps.ecology.uint16");
   r.slope.dem = c.path("inputs.dem.file");
   r.slope.band = static_cast<int>(c.integer("inputs.dem.band"));
   r.slope.z_factor = c.num("inputs.dem.z_factor");
@@ -755,6 +756,11 @@ std::vector<StageSpec> build() {
                     "across a grade boundary is not degradation)",
              .min = 0,
              .max = 1},
+            {.key = "steps.ecology.uint16",
+             .type = OptType::kBool,
+             .def = "false",
+             .doc = "write FVC and RSEI as UInt16 x 10000 (GDAL scale 1e-4, applied by QGIS) "
+                    "instead of Float32: smaller and faster"},
             {.key = "steps.ecology.alert_rules",
              .type = OptType::kList,
              .doc = "eco_alert rules replacing the defaults: 'alarm: sensitivity >= 4, "

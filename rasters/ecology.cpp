@@ -24,6 +24,7 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kFloatNodata = -9999.0f;
+constexpr uint16_t kUInt16Nodata = 65535;
 constexpr int kNdviBins = 20000;  // 1e-4 over [-1, 1]
 
 // The six reflectance roles the components need, in wetness-coefficient order.
@@ -412,6 +413,7 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
         std::vector<float> out(n * per_px);
         std::vector<float> b(n * 7);
         std::vector<uint8_t> valid(n);
+        std::vector<uint32_t> ndvi_counts(kNdviBins);
         for (int d = 0; d < 2; ++d) {
           DateReaders& r = rd[static_cast<std::size_t>(d)];
           DateAcc& a = part.acc[static_cast<std::size_t>(d)];
@@ -420,6 +422,7 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
           std::fill(valid.begin(), valid.end(), uint8_t{1});
           r.mask->apply(w, valid.data());
           float* comp = out.data() + static_cast<std::size_t>(d * nc) * n;
+          std::fill(ndvi_counts.begin(), ndvi_counts.end(), 0u);
           // Per-window moments about a shift (the first land pixel), for precision.
           std::array<double, 4> shift{}, s1{};
           std::array<double, 16> s2{};
@@ -441,7 +444,10 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
               // positive MNDWI too, but a higher NDVI).
               const bool water = mask_water && mndwi > water_at && mndwi > nd;
               // FVC's end members come from the land: open water is not bare soil.
-              if (!std::isnan(x[0]) && !water) a.ndvi.add(x[0]);
+              if (!std::isnan(x[0]) && !water) {
+                const auto bin = static_cast<int>((x[0] + 1.0f) * (kNdviBins / 2));
+                ++ndvi_counts[static_cast<std::size_t>(std::clamp(bin, 0, kNdviBins - 1))];
+              }
               if (!water) {
                 x[1] = tc_wetness(r.wet, bl, gr, re, ni, w1, w2);
                 x[2] = ndbsi(bl, gr, re, ni, w1);
@@ -471,6 +477,10 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
             }
           }
           a.land = land;
+          for (int k = 0; k < kNdviBins; ++k) {
+            if (ndvi_counts[static_cast<std::size_t>(k)])
+              a.ndvi.add(a.ndvi.center(k), ndvi_counts[static_cast<std::size_t>(k)]);
+          }
           if (land > 0) {
             const double wn = static_cast<double>(land);
             Eigen::VectorXd mean(nc);
@@ -600,8 +610,9 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
       const EcologyDateStats& st = res.dates[static_cast<std::size_t>(d)];
       const Pca& p = pca_of(d);
       CogOptions co;
-      co.type = GDT_Float32;
-      co.nodata = kFloatNodata;
+      co.type = opt.uint16 ? GDT_UInt16 : GDT_Float32;
+      co.nodata = opt.uint16 ? kUInt16Nodata : kFloatNodata;
+      co.scale = opt.uint16 ? 1e-4 : 1.0;
       co.compress = opt.compress;
       co.level = opt.level;
       const std::string name = std::string(kind == 0 ? "fvc_" : "rsei_") + tag[d];
@@ -671,51 +682,89 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
         std::vector<float> in(n * per_px);
         scratch.read(offset[wi], in.data(), in.size() * sizeof(float));
         std::vector<float> fvc(2 * n), rsei(2 * n);
-        std::vector<uint8_t> change(n);
+        std::vector<uint8_t> change(n), grade(2 * n);
         Part3 p;
+        const auto& fb = opt.fvc.breaks;
+        const auto& rb = opt.rsei_breaks;
         for (int d = 0; d < 2; ++d) {
           const auto dd = static_cast<std::size_t>(d);
           const float* comp = in.data() + static_cast<std::size_t>(d * nc) * n;
           const EcologyDateStats& st = res.dates[dd];
           float* f = fvc.data() + dd * n;
           float* r = rsei.data() + dd * n;
+          uint8_t* g = grade.data() + dd * n;
+          const bool spread = st.ndvi_veg > st.ndvi_soil;
+          const double inv = spread ? 1.0 / (st.ndvi_veg - st.ndvi_soil) : 0.0;
+          const auto& cf = coef[dd];
+          const double b0 = bias[dd], lo_d = rlo[dd], inv_d = rinv[dd];
+          double fsum = 0, rsum = 0;
+          int64_t fn = 0, rn = 0;
           for (std::size_t i = 0; i < n; ++i) {
-            const double v = fvc_of(comp[i], st.ndvi_soil, st.ndvi_veg);
-            if (std::isnan(v)) {
+            const float nd = comp[i];
+            if (std::isnan(nd)) {
               f[i] = kFloatNodata;
             } else {
+              const double v = spread ? std::clamp((nd - st.ndvi_soil) * inv, 0.0, 1.0)
+                                      : fvc_of(nd, st.ndvi_soil, st.ndvi_veg);
               f[i] = static_cast<float>(v);
-              p.fvc_sum[dd] += v;
-              ++p.fvc_n[dd];
-              ++p.levels[dd][static_cast<std::size_t>(grade_of(f[i], opt.fvc.breaks))];
+              fsum += v;
+              ++fn;
+              const double fv = f[i];
+              ++p.levels[dd][static_cast<std::size_t>(1 + (fv >= fb[0]) + (fv >= fb[1]) +
+                                                      (fv >= fb[2]) + (fv >= fb[3]))];
             }
             if (std::isnan(comp[n + i])) {
               r[i] = kFloatNodata;
-            } else {
-              const double s = std::clamp((score(d, comp, n, i) - rlo[dd]) * rinv[dd], 0.0, 1.0);
-              r[i] = static_cast<float>(s);
-              p.rsei_sum[dd] += s;
-              ++p.rsei_n[dd];
-              ++p.grades[dd][static_cast<std::size_t>(grade_of(r[i], opt.rsei_breaks))];
+              g[i] = 0;
+              continue;
             }
+            double sc = b0 + cf[0] * comp[i] + cf[1] * comp[n + i] + cf[2] * comp[2 * n + i];
+            if (nc == 4) sc += cf[3] * comp[3 * n + i];
+            const double v = std::clamp((sc - lo_d) * inv_d, 0.0, 1.0);
+            r[i] = static_cast<float>(v);
+            rsum += v;
+            ++rn;
+            const double rv = r[i];
+            g[i] = static_cast<uint8_t>(1 + (rv >= rb[0]) + (rv >= rb[1]) + (rv >= rb[2]) +
+                                        (rv >= rb[3]));
+            ++p.grades[dd][g[i]];
           }
+          p.fvc_sum[dd] = fsum, p.fvc_n[dd] = fn;
+          p.rsei_sum[dd] = rsum, p.rsei_n[dd] = rn;
         }
         const float* r0 = rsei.data();
         const float* r1 = rsei.data() + n;
+        const uint8_t* g0 = grade.data();
+        const uint8_t* g1 = grade.data() + n;
+        const float min_change = static_cast<float>(opt.min_change);
         for (std::size_t i = 0; i < n; ++i) {
           uint8_t c = kGradeChangeNodata;
-          if (r0[i] != kFloatNodata && r1[i] != kFloatNodata) {
-            int delta = grade_of(r1[i], opt.rsei_breaks) - grade_of(r0[i], opt.rsei_breaks);
-            if (std::abs(static_cast<double>(r1[i]) - r0[i]) < opt.min_change) delta = 0;
+          if (g0[i] && g1[i]) {
+            int delta = g1[i] - g0[i];
+            if (std::abs(r1[i] - r0[i]) < min_change) delta = 0;
             c = static_cast<uint8_t>(kGradeUnchanged + delta);
           }
           change[i] = c;
           ++p.change[c];
         }
-        p.chunks.push_back(writers[0]->encode(1, w, fvc.data()));
-        p.chunks.push_back(writers[1]->encode(1, w, fvc.data() + n));
-        p.chunks.push_back(writers[2]->encode(1, w, rsei.data()));
-        p.chunks.push_back(writers[3]->encode(1, w, rsei.data() + n));
+        if (opt.uint16) {
+          // x 10000, rounded; nodata 65535.
+          std::vector<uint16_t> packed(n);
+          const float* planes[4] = {fvc.data(), fvc.data() + n, rsei.data(), rsei.data() + n};
+          for (std::size_t k = 0; k < 4; ++k) {
+            const float* v = planes[k];
+            for (std::size_t i = 0; i < n; ++i) {
+              packed[i] = v[i] == kFloatNodata ? kUInt16Nodata
+                                               : static_cast<uint16_t>(std::lround(v[i] * 1e4f));
+            }
+            p.chunks.push_back(writers[k]->encode(1, w, packed.data()));
+          }
+        } else {
+          p.chunks.push_back(writers[0]->encode(1, w, fvc.data()));
+          p.chunks.push_back(writers[1]->encode(1, w, fvc.data() + n));
+          p.chunks.push_back(writers[2]->encode(1, w, rsei.data()));
+          p.chunks.push_back(writers[3]->encode(1, w, rsei.data() + n));
+        }
         p.chunks.push_back(writers[4]->encode(1, w, change.data()));
         return p;
       },

@@ -96,6 +96,9 @@ struct EcologyOptions {
   std::string out_dir;
   std::string compress = "DEFLATE";
   int level = 1;
+  // FVC and RSEI as UInt16 x 10000 (GDAL scale 1e-4, nodata 65535; QGIS and farmwatch's zonal
+  // statistics apply the scale) instead of Float32: half the bytes to compress and store.
+  bool uint16 = false;
 };
 
 // One principal component analysis: of both dates (joint) or of one.
@@ -132,7 +135,7 @@ struct EcologyResult {
   std::vector<std::string> files;          // fvc_t0, fvc_t1, rsei_t0, rsei_t1, grade change
 };
 
-// Writes fvc_t0.tif, fvc_t1.tif, rsei_t0.tif, rsei_t1.tif (Float32, nodata -9999) and
+// Writes fvc_t0.tif, fvc_t1.tif, rsei_t0.tif, rsei_t1.tif (Float32, nodata -9999, or UInt16) and
 // rsei_grade_change.tif (Byte, colour table and names) into options.out_dir, atomically.
 // Throws fw::Error: input (missing bands, no wetness coefficients for the sensor, no heat
 // source when required), no_data (a date without a valid land pixel).

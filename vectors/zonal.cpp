@@ -172,6 +172,7 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
   std::vector<std::shared_ptr<DatasetPool>> pools;
   std::map<std::string, std::shared_ptr<DatasetPool>> by_path;
   std::vector<std::optional<double>> nodata(nr);
+  std::vector<double> scale(nr, 1.0), offset(nr, 0.0);  // the band's, applied as GDAL says
   std::vector<std::string> names(nr);
   int block_w = 256, block_h = 256;
   for (std::size_t r = 0; r < nr; ++r) {
@@ -182,6 +183,10 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
     int has = 0;
     const double nd = b->GetNoDataValue(&has);
     if (has) nodata[r] = nd;
+    const double sc = b->GetScale(&has);
+    if (has && sc != 0) scale[r] = sc;
+    const double of = b->GetOffset(&has);
+    if (has) offset[r] = of;
     if (r == 0) b->GetBlockSize(&block_w, &block_h);
     names[r] = rasters[r].name.empty() ? std::filesystem::path(rasters[r].path).stem().string()
                                        : rasters[r].name;
@@ -305,6 +310,13 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
         for (std::size_t r = 0; r < nr; ++r) {
           data[r].resize(static_cast<std::size_t>(w.pixels()));
           read_window(pools[r]->local(), rasters[r].band, w, GDT_Float64, data[r].data(), kNaN);
+          // Nodata to NaN, then the band's scale and offset (Int16 x 10000 indices, UInt16
+          // reflectance): statistics in the values the band stands for.
+          if (nodata[r] || scale[r] != 1.0 || offset[r] != 0.0) {
+            for (double& v : data[r]) {
+              v = nodata[r] && v == *nodata[r] ? kNaN : v * scale[r] + offset[r];
+            }
+          }
         }
         std::vector<double> frac, scratch;
         part.parcels = list;
@@ -327,7 +339,7 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
                 a.covered += f;
                 ++a.cells;
                 const double v = row[x];
-                if (std::isnan(v) || (nodata[r] && v == *nodata[r])) continue;
+                if (std::isnan(v)) continue;
                 a.add(v, f, need_values[r] != 0);
               }
             }

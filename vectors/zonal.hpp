@@ -25,6 +25,8 @@ struct ZonalRaster {
   std::vector<std::string> stats;  // its own statistics; empty = ZonalOptions::stats
 };
 
+// Values are the band's after its nodata is set aside and its GDAL scale and offset applied (an
+// Int16 index stored x 10000 with scale 1e-4 gives index values), as QGIS shows them.
 // Statistics (weighted by coverage fraction; in center and all_touched modes every counted cell
 // weighs 1): count (sum of weights of valid cells), sum, mean, min, max, variance (population),
 // stdev, median, pNN (quantile NN %, e.g. p10), aboveT (share of the valid weight above T, e.g.

@@ -291,6 +291,33 @@ TEST_F(EcologyScene, SameBitsForAnyWindowsAndThreads) {
   }
 }
 
+TEST_F(EcologyScene, Uint16OutputsHoldTheSameValuesScaled) {
+  EcologyOptions o;
+  run(o, {}, "float");
+  o.uint16 = true;
+  run(o, {}, "uint16");
+  for (const char* f : {"fvc_t0.tif", "rsei_t1.tif"}) {
+    DatasetPtr a = open_raster(dir / (std::string("float/") + f));
+    DatasetPtr b = open_raster(dir / (std::string("uint16/") + f));
+    ASSERT_EQ(b->GetRasterBand(1)->GetRasterDataType(), GDT_UInt16);
+    EXPECT_EQ(b->GetRasterBand(1)->GetScale(), 1e-4);
+    const auto fv = test::read_band<float>(*a);
+    const auto uv = test::read_band<uint16_t>(*b);
+    int64_t nodata = 0;
+    for (std::size_t i = 0; i < fv.size(); ++i) {
+      if (fv[i] == -9999.0f) {
+        ASSERT_EQ(uv[i], 65535) << f << " " << i;
+        ++nodata;
+        continue;
+      }
+      ASSERT_NEAR(uv[i] * 1e-4, fv[i], 0.5e-4 + 1e-7) << f << " " << i;
+    }
+    if (std::string(f) == "rsei_t1.tif") {
+      EXPECT_GT(nodata, 0);  // water
+    }
+  }
+}
+
 TEST(Ecology, WindowCovarianceEqualsInMemoryForManyWindows) {
   test::TempDir dir;
   const Scene s0 = make_scene(1300, 1100, 2), s1 = make_scene(1300, 1100, 3);

@@ -77,6 +77,34 @@ std::string peer(const std::string& f) {
   return test::shared_data() + "/zonal_peer/" + f;
 }
 
+// An Int16 band stored x 10000 with GDAL scale 1e-4, offset 0.5 and nodata -32768: statistics
+// in the values it stands for, nodata left out before scaling; aboveT on those values.
+TEST(Zonal, ScaleOffsetAndNodataOfTheBand) {
+  test::TempDir d;
+  const Grid g(GeoTransform::north_up(0, 3, 1, 1), 3, 3, Crs::from_epsg(32650));
+  {
+    DatasetPtr ds = create_gtiff(d / "r.tif", g, 1, GDT_Int16, GdalOptions{}, 256);
+    GDALRasterBand* b = ds->GetRasterBand(1);
+    b->SetScale(1e-4);
+    b->SetOffset(0.5);
+    b->SetNoDataValue(-32768);
+    const std::vector<int16_t> v = {1000, 2000, 3000, 4000, -32768, 6000, 7000, 8000, 9000};
+    write_window(*ds, 1, g.full_window(), v);
+    close_dataset(ds, d / "r.tif");
+  }
+  write_polygons(d / "p.gpkg", {"POLYGON((0 0,3 0,3 3,0 3,0 0))"}, g.crs());
+  const auto set = load(d / "p.gpkg", g);
+  vectors::ZonalOptions o;
+  o.stats = {"count", "mean", "min", "max", "above1.25"};
+  auto r = row(vectors::zonal_stats(set, {{d / "r.tif", 1, "r"}}, o), 0);
+  EXPECT_DOUBLE_EQ(r["r_count"], 8.0);
+  // (0.1 + 0.2 + 0.3 + 0.4 + 0.6 + 0.7 + 0.8 + 0.9) / 8 + 0.5 = 1.0
+  EXPECT_NEAR(r["r_mean"], 1.0, 1e-12);
+  EXPECT_NEAR(r["r_min"], 0.6, 1e-12);
+  EXPECT_NEAR(r["r_max"], 1.4, 1e-12);
+  EXPECT_NEAR(r["r_above1.25"], 2.0 / 8.0, 1e-12);  // 1.3 and 1.4
+}
+
 TEST(ZonalRealData, RasterstatsValuesCentreAndAllTouched) {
   if (!test::have_shared_data()) GTEST_SKIP() << "no ../shared/data";
   const std::vector<vectors::ZonalRaster> slope = {{peer("slope.tif"), 1, "s"}};
