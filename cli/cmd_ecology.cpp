@@ -49,7 +49,9 @@ void add_ecology(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_option("--alert-rule", a->rules,
                   "Replace the eco_alert rules: 'alarm: sensitivity >= 4, built_up_m2 > 0'");
-  cmd->add_option("--dem", a->dem, "Digital elevation model (any GDAL raster): slope.tif");
+  cmd->add_option("--dem", a->dem,
+                  "Digital elevation model (any GDAL raster): slope.tif; with --parcels, "
+                  "parcel_terrain.csv and .geojson (mean slope, area above 15 and 25 degrees)");
   add_parcel_options(cmd, a->parcels, false);
   cmd->add_option("--lst-before", a->lst_before, "Land surface temperature of date 1");
   cmd->add_option("--lst-after", a->lst_after, "Land surface temperature of date 2");
@@ -119,6 +121,20 @@ void add_ecology(CLI::App& app, Action& action) {
       run.out_dir = a->out;
       const auto r = run_with_progress(
           a->out, [&](const SchedulerOptions& so) { return pipelines::run_ecology(run, so); });
+      std::vector<std::string> files = r.files;
+      if (r.terrain) {
+        // Per-parcel terrain (the pipeline puts these columns on parcels.geojson instead).
+        vectors::ParcelColumns cols;
+        cols.numeric = r.terrain->columns;
+        cols.values = r.terrain->rows;
+        cols.text = {"flags"};
+        for (bool steep : r.terrain->steep)
+          cols.text_values.push_back({steep ? "steep_over_25" : ""});
+        for (const char* name : {"/parcel_terrain.csv", "/parcel_terrain.geojson"}) {
+          vectors::write_parcels(a->out + name, *parcels, cols, run.grid.crs());
+          files.push_back(a->out + name);
+        }
+      }
       pipelines::write_styles(a->out);
       const auto& e = r.eco;
       std::printf("RSEI (%s; %s): PC1 variance share", e.heat.c_str(),
@@ -133,7 +149,7 @@ void add_ecology(CLI::App& app, Action& action) {
         std::printf("%zu zones: %d alarm, %d warning, %d watch\n", r.zones->alert.size(), n[3],
                     n[2], n[1]);
       }
-      for (const auto& file : r.files) std::printf("  %s\n", file.c_str());
+      for (const auto& file : files) std::printf("  %s\n", file.c_str());
       return 0;
     };
   });

@@ -5,6 +5,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "engine/gdal_handles.hpp"
+#include "tests/pipelines/scene_util.hpp"
+#include "tests/rasters/raster_fixtures.hpp"
 #include "tests/test_util.hpp"
 
 namespace fw {
@@ -184,6 +187,74 @@ TEST(CliHistory, MonitorKeepsAHistoryAndVerifyRoundTrips) {
   ASSERT_EQ(test::run(bin + " verify export --history " + store + " --out " + (d / "v2.csv"), &out),
             0);
   EXPECT_NE(out.find("wrote " + std::to_string(rows - 1) + " cases"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace fw
+
+namespace fw {
+namespace {
+
+// farmwatch ecology on a synthetic scene with a DEM: the rasters, zones and parcel terrain, and
+// a DEM elsewhere failing with exit code 3 and the DEM's name.
+TEST(CliEcology, WritesIndicatorsZonesAndTerrain) {
+  test::TempDir d;
+  const std::string bin = FW_BINARY, s = d / "scene", o = d / "out";
+  std::string out;
+  ASSERT_EQ(
+      test::run(bin + " --log-level off synth --out " + s + " --size 256 --parcels 30 --lst", &out),
+      0)
+      << out;
+  // A DEM rising 0.5 m per metre eastwards (26.57 degrees) over the scene's extent.
+  DatasetPtr img = open_raster(s + "/date1.tif");
+  const Grid g = Grid::of(*img);
+  img.reset();
+  std::vector<float> z(static_cast<std::size_t>(g.width() * g.height()));
+  for (int64_t r = 0; r < g.height(); ++r)
+    for (int64_t c = 0; c < g.width(); ++c)
+      z[static_cast<std::size_t>(r * g.width() + c)] = 5.0f * c;
+  test::write_raster<float>(d / "dem.tif", g, {z});
+  const std::string args = " ecology --before " + s + "/date1.tif --after " + s +
+                           "/date2.tif --mask-before " + s + "/date1_scl.tif --mask-after " + s +
+                           "/date2_scl.tif --lst-before " + s + "/date1_lst.tif --lst-after " + s +
+                           "/date2_lst.tif --zones " + s + "/zones.geojson --parcels " + s +
+                           "/parcels.gpkg";
+  ASSERT_EQ(
+      test::run(bin + " --log-level warn" + args + " --dem " + d / "dem.tif" + " --out " + o, &out),
+      0)
+      << out;
+  EXPECT_NE(out.find("lst raster"), std::string::npos) << out;
+  for (const char* f :
+       {"fvc_t0.tif", "fvc_t1.tif", "rsei_t0.tif", "rsei_t1.tif", "rsei_grade_change.tif",
+        "slope.tif", "zones.geojson", "zones.csv", "zones.gpkg", "ecology.json",
+        "parcel_terrain.csv", "rsei_t0.qml", "rsei_grade_change.qml", "slope.qml", "zones.qml"}) {
+    EXPECT_TRUE(std::filesystem::exists(o + "/" + f)) << f;
+  }
+  // Every parcel lies on the 26.57 degree plane: its area above 25 degrees, flagged. (The
+  // raster's outermost column has half the gradient, its missing neighbour being repeated: the
+  // parcels touching it come out a little lower.)
+  DatasetPtr t = open_vector(o + "/parcel_terrain.geojson");
+  OGRLayer* l = t->GetLayer(0);
+  EXPECT_EQ(l->GetFeatureCount(), 30);
+  int whole = 0;
+  for (auto& f : *l) {
+    EXPECT_NEAR(f->GetFieldAsDouble("slope_mean"), 26.565, 0.1);
+    EXPECT_GT(f->GetFieldAsDouble("steep25_share"), 0.99);
+    whole += f->GetFieldAsDouble("steep25_share") == 1.0;
+    EXPECT_STREQ(f->GetFieldAsString("flags"), "steep_over_25");
+  }
+  EXPECT_GE(whole, 15);
+  // The grade-change style names the classes.
+  EXPECT_NE(test::slurp(o + "/rsei_grade_change.qml").find("fell 1 grade"), std::string::npos);
+  // A DEM that does not overlap: exit 3, the DEM named.
+  const Grid far(GeoTransform::north_up(100000, 1000000, 10, 10), 50, 50, g.crs());
+  test::write_raster<float>(d / "far.tif", far, {std::vector<float>(2500, 1.0f)});
+  EXPECT_EQ(test::run(bin + " --log-level warn" + args + " --dem " + d / "far.tif" + " --out " +
+                          d / "out2",
+                      &out),
+            3)
+      << out;
+  EXPECT_NE(out.find("far.tif"), std::string::npos) << out;
 }
 
 }  // namespace
