@@ -74,32 +74,6 @@ class Scratch {
 // Where the heat component of a date comes from.
 enum class Heat { kNone, kLst, kThermal };
 
-// A raster on its own (an LST raster) as a BandInfo, checked to overlap the analysis grid.
-BandInfo external_band(const std::string& file, const Grid& analysis, const std::string& what) {
-  DatasetPtr ds = open_raster(file);
-  if (ds->GetRasterCount() < 1) throw_input("the " + what + " has no bands", {.file = file});
-  BandInfo b;
-  b.file = file;
-  b.band = 1;
-  b.grid = Grid::of(*ds, file);
-  if (b.grid.crs().empty())
-    throw_input("the " + what + " has no coordinate reference system", {.file = file});
-  GDALRasterBand* band = ds->GetRasterBand(1);
-  b.type = band->GetRasterDataType();
-  int has = 0;
-  const double s = band->GetScale(&has);
-  b.scale = has ? s : 1.0;
-  const double o = band->GetOffset(&has);
-  b.offset = has ? o : 0.0;
-  const double nd = band->GetNoDataValue(&has);
-  if (has) b.nodata = nd;
-  if (!b.grid.extent().intersects(
-          transform_extent(analysis.extent(), analysis.crs(), b.grid.crs()))) {
-    throw_input("the " + what + " does not overlap the analysis grid", {.file = file});
-  }
-  return b;
-}
-
 // The thermal band, with the Landsat Collection 2 surface-temperature scaling (kelvin) when the
 // band carries the reflectance scaling of its preset.
 BandInfo thermal_band(const Imagery& im) {
@@ -363,7 +337,7 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
       r.bands[k] = std::make_unique<BandReader>(im.band(kRoles[k]), grid, Resampling::kBilinear);
     if (use_heat) {
       const BandInfo hb = heat[static_cast<std::size_t>(d)] == Heat::kLst
-                              ? external_band(dt.lst, grid, "LST raster")
+                              ? external_band(dt.lst, 1, grid, "LST raster")
                               : thermal_band(im);
       r.heat = std::make_unique<BandReader>(hb, grid, Resampling::kBilinear);
     }
@@ -710,8 +684,7 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
               fsum += v;
               ++fn;
               const double fv = f[i];
-              ++p.levels[dd][static_cast<std::size_t>(1 + (fv >= fb[0]) + (fv >= fb[1]) +
-                                                      (fv >= fb[2]) + (fv >= fb[3]))];
+              ++p.levels[dd][static_cast<std::size_t>(grade_of(fv, fb))];
             }
             if (std::isnan(comp[n + i])) {
               r[i] = kFloatNodata;
@@ -725,8 +698,7 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
             rsum += v;
             ++rn;
             const double rv = r[i];
-            g[i] = static_cast<uint8_t>(1 + (rv >= rb[0]) + (rv >= rb[1]) + (rv >= rb[2]) +
-                                        (rv >= rb[3]));
+            g[i] = static_cast<uint8_t>(grade_of(rv, rb));
             ++p.grades[dd][g[i]];
           }
           p.fvc_sum[dd] = fsum, p.fvc_n[dd] = fn;

@@ -326,6 +326,45 @@ std::string warped_vrt_xml(const BandInfo& band, const Grid& analysis, Resamplin
 
 }  // namespace
 
+BandInfo external_band(const std::string& file, int band_no, const Grid& analysis,
+                       const std::string& what) {
+  DatasetPtr ds = open_raster(file);
+  const int count = ds->GetRasterCount();
+  if (band_no < 1 || band_no > count) {
+    throw_input(what + " band " + std::to_string(band_no) + " does not exist (the raster has " +
+                    std::to_string(count) + " band" + (count == 1 ? "" : "s") + ")",
+                {.file = file});
+  }
+  GDALRasterBand* band = ds->GetRasterBand(band_no);
+  BandInfo b;
+  b.file = file;
+  b.band = band_no;
+  b.stack_index = 1;
+  b.grid = Grid::of(*ds, file);
+  b.type = band->GetRasterDataType();
+  b.description = band->GetDescription();
+  int has_scale = 0, has_offset = 0, has_nodata = 0;
+  const double scale = band->GetScale(&has_scale), offset = band->GetOffset(&has_offset);
+  b.scale = has_scale ? scale : 1.0;
+  b.offset = has_offset ? offset : 0.0;
+  const double nodata = band->GetNoDataValue(&has_nodata);
+  if (has_nodata) b.nodata = nodata;
+  if (b.grid.crs().empty()) {
+    throw_input("the " + what + " has no coordinate reference system", {.file = file});
+  }
+  Extent e;
+  try {
+    e = transform_extent(b.grid.extent(), b.grid.crs(), analysis.crs());
+  } catch (const Error& err) {
+    throw err.with({.file = file});
+  }
+  if (!e.intersects(analysis.extent())) {
+    throw_input("the " + what + " does not overlap the analysis grid (" + analysis.describe() + ")",
+                {.file = file});
+  }
+  return b;
+}
+
 BandReader::BandReader(const BandInfo& band, const Grid& analysis, Resampling rs) : band_(band) {
   std::string source = band.file;
   src_band_ = band.band;

@@ -76,6 +76,12 @@ class Imagery {
 
 enum class Resampling { kNearest, kBilinear, kAverage };
 
+// One band of a raster of its own (a DEM, an LST raster) as the band readers want it: its grid,
+// type, scale, offset and nodata. Throws fw::Error (input) naming the file when it cannot be read,
+// lacks the band or a CRS, or does not overlap `analysis`; `what` names it in messages ("DEM").
+BandInfo external_band(const std::string& file, int band, const Grid& analysis,
+                       const std::string& what);
+
 // Reads one band on the analysis grid: directly when the grids are the same, by offset when they
 // share the lattice, through GDAL's warper (a warped VRT, window by window) otherwise. Safe to
 // call from several threads (each has its own dataset handle).

@@ -103,48 +103,6 @@ struct SlopeSummary {
   }
 };
 
-// The DEM's band as the band readers want it: its own grid, type, scaling and nodata. Throws
-// fw::Error (input) naming the file when it cannot be read, lacks the band or a CRS, or does
-// not overlap `analysis`.
-BandInfo dem_band(const SlopeOptions& options, const Grid& analysis) {
-  const std::string& file = options.dem;
-  DatasetPtr ds = open_raster(file);
-  const int count = ds->GetRasterCount();
-  if (options.band < 1 || options.band > count) {
-    throw_input("DEM band " + std::to_string(options.band) + " does not exist (the raster has " +
-                    std::to_string(count) + " band" + (count == 1 ? "" : "s") + ")",
-                {.file = file});
-  }
-  GDALRasterBand* band = ds->GetRasterBand(options.band);
-  BandInfo b;
-  b.file = file;
-  b.band = options.band;
-  b.stack_index = 1;
-  b.grid = Grid::of(*ds, file);
-  b.type = band->GetRasterDataType();
-  b.description = band->GetDescription();
-  int has_scale = 0, has_offset = 0, has_nodata = 0;
-  const double scale = band->GetScale(&has_scale), offset = band->GetOffset(&has_offset);
-  b.scale = has_scale ? scale : 1.0;
-  b.offset = has_offset ? offset : 0.0;
-  const double nodata = band->GetNoDataValue(&has_nodata);
-  if (has_nodata) b.nodata = nodata;
-  if (b.grid.crs().empty()) {
-    throw_input("the DEM has no coordinate reference system", {.file = file});
-  }
-  Extent e;
-  try {
-    e = transform_extent(b.grid.extent(), b.grid.crs(), analysis.crs());
-  } catch (const Error& err) {
-    throw err.with({.file = file});
-  }
-  if (!e.intersects(analysis.extent())) {
-    throw_input("the DEM does not overlap the analysis grid (" + analysis.describe() + ")",
-                {.file = file});
-  }
-  return b;
-}
-
 // Horn's slope (degrees) of the pixels of `win`, from `dem`: the DEM (already in metres) over
 // `halo`, which is `win` grown by one pixel and clipped to the grid (grid_w x grid_h). Missing
 // neighbours at the grid's edges take the nearest inside cell; NaN neighbours take the centre's
@@ -207,7 +165,7 @@ SlopeResult compute_slope(const SlopeOptions& options, const Grid& analysis,
                 {.file = options.dem});
   }
   const PixelSpacing spacing(analysis);
-  const BandInfo band = dem_band(options, analysis);
+  const BandInfo band = external_band(options.dem, options.band, analysis, "DEM");
   BandReader reader(band, analysis, Resampling::kBilinear);
   log::debug("slope", {{"dem", options.dem},
                        {"mode", reader.warped() ? "warped" : "direct"},
