@@ -25,6 +25,7 @@ void add_ecology(CLI::App& app, Action& action) {
     vectors::ZoneOptions zo;
     ParcelArgs parcels;
     double min_change = 0.1;
+    std::string mixed_pixels = "majority";
     bool uint16 = false;
     std::optional<double> ndvi_soil, ndvi_veg;
     std::vector<std::string> rules;
@@ -68,6 +69,11 @@ void add_ecology(CLI::App& app, Action& action) {
   cmd->add_option("--min-change", a->min_change, "Least RSEI move for a grade change")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  cmd->add_option("--mixed-pixels", a->mixed_pixels,
+                  "majority: a pixel at the rim of a changed area keeps its grade change only "
+                  "when mostly changed; whole: every pixel whose grade moved")
+      ->check(CLI::IsMember({"majority", "whole"}))
+      ->capture_default_str();
   cmd->add_flag("--uint16", a->uint16,
                 "FVC and RSEI as UInt16 x 10000 (GDAL scale 1e-4) instead of Float32");
   cmd->add_option("--ndvi-soil", a->ndvi_soil, "Fixed NDVI of bare soil (FVC)");
@@ -90,6 +96,7 @@ void add_ecology(CLI::App& app, Action& action) {
       run.eco.heat = a->heat;
       run.eco.mode = rasters::parse_rsei_mode(a->mode);
       run.eco.min_change = a->min_change;
+      run.eco.majority_rule = a->mixed_pixels == "majority";
       run.eco.uint16 = a->uint16;
       run.eco.fvc.ndvi_soil = a->ndvi_soil;
       run.eco.fvc.ndvi_veg = a->ndvi_veg;

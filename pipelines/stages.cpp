@@ -282,6 +282,7 @@ void ecology(RunContext& x) {
   e.mode = rasters::parse_rsei_mode(c.str("steps.ecology.mode"));
   e.rsei_breaks = numbers<4>(c.str("steps.ecology.rsei_breaks"), "steps.ecology.rsei_breaks");
   e.min_change = c.num("steps.ecology.min_change");
+  e.majority_rule = c.str("steps.ecology.mixed_pixels") == "majority";
   e.uint16 = c.flag("steps.ecology.uint16");
   r.slope.dem = c.path("inputs.dem.file");
   r.slope.band = static_cast<int>(c.integer("inputs.dem.band"));
@@ -756,6 +757,13 @@ std::vector<StageSpec> build() {
                     "across a grade boundary is not degradation)",
              .min = 0,
              .max = 1},
+            {.key = "steps.ecology.mixed_pixels",
+             .def = "majority",
+             .doc = "majority: a pixel at the rim of a changed area keeps its grade change only "
+                    "when its RSEI moved at least half as much as its strongest neighbour moving "
+                    "the same way (mostly changed), so degraded areas are unbiased; whole: every "
+                    "pixel whose grade moved counts whole",
+             .choices = {"majority", "whole"}},
             {.key = "steps.ecology.uint16",
              .type = OptType::kBool,
              .def = "false",

@@ -25,7 +25,8 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kFloatNodata = -9999.0f;
 constexpr uint16_t kUInt16Nodata = 65535;
-constexpr int kNdviBins = 20000;  // 1e-4 over [-1, 1]
+constexpr int kNdviBins = 20000;      // 1e-4 over [-1, 1]
+constexpr float kWaterSwir1 = 0.15f;  // open water, even turbid, reflects less in SWIR1
 
 // The six reflectance roles the components need, in wetness-coefficient order.
 constexpr std::array<Role, 6> kRoles = {Role::kBlue, Role::kGreen, Role::kRed,
@@ -70,6 +71,33 @@ class Scratch {
  private:
   int fd_ = -1;
 };
+
+// The first component's score of pixel i of a window's component planes (n pixels per plane):
+// sum_k a_k x_k + b, in one fixed order so that every pass gets the same bits.
+struct Score {
+  std::array<double, 4> a{};
+  double b = 0;
+  int nc = 3;
+  double operator()(const float* comp, std::size_t n, std::size_t i) const {
+    double s = b;
+    for (int k = 0; k < nc; ++k)
+      s += a[static_cast<std::size_t>(k)] * comp[static_cast<std::size_t>(k) * n + i];
+    return s;
+  }
+};
+
+// RSEI in [0, 1] from a score and the scores' range.
+inline float rsei_value(double score, double lo, double inv) {
+  return static_cast<float>(std::clamp((score - lo) * inv, 0.0, 1.0));
+}
+
+// A pixel's grade move: g1 - g0, 0 when RSEI moved less than min_change, kNoMove without data.
+constexpr int8_t kNoMove = -128;
+inline int8_t grade_move(float r0, float r1, int g0, int g1, float min_change) {
+  if (!g0 || !g1) return kNoMove;
+  if (std::abs(r1 - r0) < min_change) return 0;
+  return static_cast<int8_t>(g1 - g0);
+}
 
 // Where the heat component of a date comes from.
 enum class Heat { kNone, kLst, kThermal };
@@ -414,9 +442,10 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
               const float nd = (ni - re) / (ni + re);
               x[0] = std::isfinite(nd) ? nd : kNaN;
               const float mndwi = (gr - w1) / (gr + w1);
-              // Water: MNDWI above the threshold and above NDVI (blue steel roofs have a
-              // positive MNDWI too, but a higher NDVI).
-              const bool water = mask_water && mndwi > water_at && mndwi > nd;
+              // Water: MNDWI above the threshold and above NDVI, and dark in SWIR1 (blue steel
+              // roofs have a positive MNDWI too, but a higher NDVI; white steel roofs a positive
+              // MNDWI above their NDVI, but a bright SWIR1).
+              const bool water = mask_water && mndwi > water_at && mndwi > nd && w1 < kWaterSwir1;
               // FVC's end members come from the land: open water is not bare soil.
               if (!std::isnan(x[0]) && !water) {
                 const auto bin = static_cast<int>((x[0] + 1.0f) * (kNdviBins / 2));
@@ -512,24 +541,37 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
     return res.pca[opt.mode == RseiMode::kJoint ? 0 : static_cast<std::size_t>(d)];
   };
   // Scores: sum_k loading_k (x_k - min_k) / range_k = sum_k a_k x_k + b.
-  std::array<std::array<double, 4>, 2> coef{};
-  std::array<double, 2> bias{};
+  std::array<Score, 2> score;
   for (int d = 0; d < 2; ++d) {
     const Pca& p = pca_of(d);
+    Score& sc = score[static_cast<std::size_t>(d)];
+    sc.nc = nc;
     for (int k = 0; k < nc; ++k) {
       const auto kk = static_cast<std::size_t>(k);
       const double r = p.max[kk] - p.min[kk];
       const double a = r > 0 ? p.loadings[kk] / r : 0.0;
-      coef[static_cast<std::size_t>(d)][kk] = a;
-      bias[static_cast<std::size_t>(d)] -= a * p.min[kk];
+      sc.a[kk] = a;
+      sc.b -= a * p.min[kk];
     }
   }
-  auto score = [&](int d, const float* comp, std::size_t n, std::size_t i) {
-    const auto& c = coef[static_cast<std::size_t>(d)];
-    double s = bias[static_cast<std::size_t>(d)];
-    for (int k = 0; k < nc; ++k)
-      s += c[static_cast<std::size_t>(k)] * comp[static_cast<std::size_t>(k) * n + i];
-    return s;
+
+  // The rim of every window: its scores on its first and last rows and columns (double, NaN
+  // outside the RSEI), written by pass 2 after the components, so that pass 3 sees its
+  // neighbours' pixels across window borders (the majority rule for mixed pixels).
+  std::vector<int64_t> rim_at(plan.size() + 1, offset[plan.size()]);
+  for (std::size_t k = 0; k < plan.size(); ++k) {
+    const Window& w = plan.windows[k];
+    rim_at[k + 1] = rim_at[k] + 4 * (w.w + w.h) * static_cast<int64_t>(sizeof(double));
+  }
+  // Element (date d, side, i) of a window's rim: the top and bottom rows, the left and right
+  // columns.
+  enum Side { kTop, kBottom, kLeft, kRight };
+  auto rim_index = [](const Window& w, int d, Side side, int64_t i) -> std::size_t {
+    const int64_t start = side == kTop      ? 0
+                          : side == kBottom ? w.w
+                          : side == kLeft   ? 2 * w.w
+                                            : 2 * w.w + w.h;
+    return static_cast<std::size_t>(d * 2 * (w.w + w.h) + start + i);
   };
 
   // --- Pass 2: the range of the first component ---------------------------------------------
@@ -547,17 +589,33 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
         const std::size_t n = static_cast<std::size_t>(w.pixels());
         std::vector<float> in(n * per_px);
         scratch.read(offset[wi], in.data(), in.size() * sizeof(float));
+        std::vector<double> rim(static_cast<std::size_t>(4 * (w.w + w.h)));
         Range r;
         for (int d = 0; d < 2; ++d) {
           const float* comp = in.data() + static_cast<std::size_t>(d * nc) * n;
+          const Score& sc = score[static_cast<std::size_t>(d)];
           double lo = r.lo[static_cast<std::size_t>(d)], hi = r.hi[static_cast<std::size_t>(d)];
           for (std::size_t i = 0; i < n; ++i) {
             if (std::isnan(comp[n + i])) continue;
-            const double s = score(d, comp, n, i);
+            const double s = sc(comp, n, i);
             lo = std::min(lo, s), hi = std::max(hi, s);
           }
           r.lo[static_cast<std::size_t>(d)] = lo, r.hi[static_cast<std::size_t>(d)] = hi;
+          auto at = [&](int64_t x, int64_t y) {
+            const auto i = static_cast<std::size_t>(y * w.w + x);
+            return std::isnan(comp[n + i]) ? std::numeric_limits<double>::quiet_NaN()
+                                           : sc(comp, n, i);
+          };
+          for (int64_t x = 0; x < w.w; ++x) {
+            rim[rim_index(w, d, kTop, x)] = at(x, 0);
+            rim[rim_index(w, d, kBottom, x)] = at(x, w.h - 1);
+          }
+          for (int64_t y = 0; y < w.h; ++y) {
+            rim[rim_index(w, d, kLeft, y)] = at(0, y);
+            rim[rim_index(w, d, kRight, y)] = at(w.w - 1, y);
+          }
         }
+        scratch.write(rim_at[wi], rim.data(), rim.size() * sizeof(double));
         return r;
       },
       Range{},
@@ -632,7 +690,8 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
                (k < 9 ? ";" : "");
     co.metadata = {{"INDICATOR", "RSEI grade change, t1 minus t0 (5 = unchanged)"},
                    {"CLASS_NAMES", names},
-                   {"MIN_CHANGE", std::to_string(opt.min_change)}};
+                   {"MIN_CHANGE", std::to_string(opt.min_change)},
+                   {"MIXED_PIXELS", opt.majority_rule ? "majority" : "whole"}};
     const std::string path = opt.out_dir + "/rsei_grade_change.tif";
     writers.push_back(std::make_unique<CogWriter>(path, grid, 1, co));
     res.files.push_back(path);
@@ -669,8 +728,8 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
           uint8_t* g = grade.data() + dd * n;
           const bool spread = st.ndvi_veg > st.ndvi_soil;
           const double inv = spread ? 1.0 / (st.ndvi_veg - st.ndvi_soil) : 0.0;
-          const auto& cf = coef[dd];
-          const double b0 = bias[dd], lo_d = rlo[dd], inv_d = rinv[dd];
+          const Score& sc = score[dd];
+          const double lo_d = rlo[dd], inv_d = rinv[dd];
           double fsum = 0, rsum = 0;
           int64_t fn = 0, rn = 0;
           for (std::size_t i = 0; i < n; ++i) {
@@ -691,11 +750,8 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
               g[i] = 0;
               continue;
             }
-            double sc = b0 + cf[0] * comp[i] + cf[1] * comp[n + i] + cf[2] * comp[2 * n + i];
-            if (nc == 4) sc += cf[3] * comp[3 * n + i];
-            const double v = std::clamp((sc - lo_d) * inv_d, 0.0, 1.0);
-            r[i] = static_cast<float>(v);
-            rsum += v;
+            r[i] = rsei_value(sc(comp, n, i), lo_d, inv_d);
+            rsum += r[i];
             ++rn;
             const double rv = r[i];
             g[i] = static_cast<uint8_t>(grade_of(rv, rb));
@@ -709,16 +765,87 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
         const uint8_t* g0 = grade.data();
         const uint8_t* g1 = grade.data() + n;
         const float min_change = static_cast<float>(opt.min_change);
-        for (std::size_t i = 0; i < n; ++i) {
-          uint8_t c = kGradeChangeNodata;
-          if (g0[i] && g1[i]) {
-            int delta = g1[i] - g0[i];
-            if (std::abs(r1[i] - r0[i]) < min_change) delta = 0;
-            c = static_cast<uint8_t>(kGradeUnchanged + delta);
+        if (!opt.majority_rule) {
+          for (std::size_t i = 0; i < n; ++i) {
+            const int8_t m = grade_move(r0[i], r1[i], g0[i], g1[i], min_change);
+            change[i] =
+                m == kNoMove ? kGradeChangeNodata : static_cast<uint8_t>(kGradeUnchanged + m);
           }
-          change[i] = c;
-          ++p.change[c];
+        } else {
+          // Grade moves and RSEI moves on the window plus a one-pixel halo taken from the
+          // neighbouring windows' rims.
+          const int64_t hw = w.w + 2, hh = w.h + 2;
+          std::vector<int8_t> mv(static_cast<std::size_t>(hw * hh), kNoMove);
+          std::vector<float> mag(static_cast<std::size_t>(hw * hh), 0.0f);
+          auto cell = [&](int64_t hx, int64_t hy) {
+            return static_cast<std::size_t>(hy * hw + hx);
+          };
+          for (int64_t y = 0; y < w.h; ++y) {
+            for (int64_t x = 0; x < w.w; ++x) {
+              const auto i = static_cast<std::size_t>(y * w.w + x);
+              mv[cell(x + 1, y + 1)] = grade_move(r0[i], r1[i], g0[i], g1[i], min_change);
+              mag[cell(x + 1, y + 1)] = std::abs(r1[i] - r0[i]);
+            }
+          }
+          // A halo pixel from its window's rim: (gx, gy) lies on that window's `side`.
+          std::vector<double> rim;
+          int64_t rim_of = -1;
+          auto halo = [&](int64_t gx, int64_t gy, Side side, int64_t hx, int64_t hy) {
+            if (gx < 0 || gy < 0 || gx >= grid.width() || gy >= grid.height()) return;
+            const int64_t k = (gy / plan.win_h) * ((grid.width() + plan.win_w - 1) / plan.win_w) +
+                              gx / plan.win_w;
+            const Window& nw = plan.windows[static_cast<std::size_t>(k)];
+            if (k != rim_of) {
+              rim.resize(static_cast<std::size_t>(4 * (nw.w + nw.h)));
+              scratch.read(rim_at[static_cast<std::size_t>(k)], rim.data(),
+                           rim.size() * sizeof(double));
+              rim_of = k;
+            }
+            const int64_t along = side == kTop || side == kBottom ? gx - nw.x : gy - nw.y;
+            float rv[2];
+            int gv[2];
+            for (int d = 0; d < 2; ++d) {
+              const double s = rim[rim_index(nw, d, side, along)];
+              rv[d] = std::isnan(s) ? kFloatNodata : rsei_value(s, rlo[d], rinv[d]);
+              gv[d] = std::isnan(s) ? 0 : grade_of(static_cast<double>(rv[d]), rb);
+            }
+            mv[cell(hx, hy)] = grade_move(rv[0], rv[1], gv[0], gv[1], min_change);
+            mag[cell(hx, hy)] = std::abs(rv[1] - rv[0]);
+          };
+          for (int64_t hx = 0; hx < hw; ++hx) halo(w.x - 1 + hx, w.y - 1, kBottom, hx, 0);
+          for (int64_t hx = 0; hx < hw; ++hx) halo(w.x - 1 + hx, w.y + w.h, kTop, hx, hh - 1);
+          for (int64_t y = 0; y < w.h; ++y) {
+            halo(w.x - 1, w.y + y, kRight, 0, y + 1);
+            halo(w.x + w.w, w.y + y, kLeft, hw - 1, y + 1);
+          }
+          // A moved pixel next to an unmoved one keeps its move when it moved at least half as
+          // much as its strongest neighbour moving the same way.
+          for (int64_t y = 0; y < w.h; ++y) {
+            for (int64_t x = 0; x < w.w; ++x) {
+              const auto i = static_cast<std::size_t>(y * w.w + x);
+              int8_t m = mv[cell(x + 1, y + 1)];
+              if (m != kNoMove && m != 0) {
+                bool rim_px = false;
+                float strongest = 0;
+                for (int64_t dy = 0; dy < 3; ++dy) {
+                  for (int64_t dx = 0; dx < 3; ++dx) {
+                    if (dx == 1 && dy == 1) continue;
+                    const int8_t q = mv[cell(x + dx, y + dy)];
+                    if (q == 0) {
+                      rim_px = true;
+                    } else if (q != kNoMove && (q > 0) == (m > 0)) {
+                      strongest = std::max(strongest, mag[cell(x + dx, y + dy)]);
+                    }
+                  }
+                }
+                if (rim_px && mag[cell(x + 1, y + 1)] < 0.5f * strongest) m = 0;
+              }
+              change[i] =
+                  m == kNoMove ? kGradeChangeNodata : static_cast<uint8_t>(kGradeUnchanged + m);
+            }
+          }
         }
+        for (std::size_t i = 0; i < n; ++i) ++p.change[change[i]];
         if (opt.uint16) {
           // x 10000, rounded; nodata 65535.
           std::vector<uint16_t> packed(n);

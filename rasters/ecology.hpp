@@ -13,8 +13,9 @@
 //  - heat: land surface temperature from a supplied LST raster or the thermal band (Landsat
 //    C2 L2 ST_B10, kelvin); without one, the three-component variant (greenness, wetness,
 //    dryness), as documented.
-// Water is MNDWI above a threshold (0) and above NDVI (blue steel roofs have a positive MNDWI
-// but a higher NDVI). The normalised components are combined by principal component analysis of
+// Water is MNDWI above a threshold (0) and above NDVI, and dark in SWIR1 (below 0.15): blue steel
+// roofs have a positive MNDWI but a higher NDVI, white steel roofs a positive MNDWI above their
+// NDVI but a bright SWIR1. The normalised components are combined by principal component analysis of
 // their covariance (accumulated window by window, merged in window order: bounded memory, the same
 // bits for any thread count); the first component, oriented so that greenness loads positively
 // (higher is better), is min-max normalised to [0, 1] and graded poor, fair, moderate, good,
@@ -93,6 +94,11 @@ struct EcologyOptions {
   RseiMode mode = RseiMode::kJoint;
   std::array<double, 4> rsei_breaks = {0.2, 0.4, 0.6, 0.8};
   double min_change = 0.1;  // a grade change counts when RSEI moved at least this much
+  // Mixed pixels at the rim of a changed area: with the majority rule (the default) a changed
+  // pixel next to an unchanged one keeps its change only when its RSEI moved at least half as
+  // much as its strongest neighbour moving the same way (the pixel is mostly changed), so that
+  // areas come out unbiased; false: every pixel whose grade moved counts whole.
+  bool majority_rule = true;
   std::string out_dir;
   std::string compress = "DEFLATE";
   int level = 1;

@@ -38,7 +38,7 @@ TEST(EcologyRun, PlantedDegradationPerZone) {
   const auto truth = nlohmann::json::parse(in);
   const Crs crs = Crs::from_epsg(32650);
 
-  // Zones: 50 m around each planted degradation of at least 0.5 ha seen without clouds (blue steel
+  // Zones: 50 m around each planted degradation of at least 0.2 ha seen without clouds (blue steel
   // roofs excepted: they look wet and not dry, so RSEI rises there; docs/ecology.md), and boxes
   // far from every planted change as controls.
   std::vector<ZoneTruth> zt;
@@ -52,7 +52,7 @@ TEST(EcologyRun, PlantedDegradationPerZone) {
     const bool degradation =
         cat == "vegetation_loss" || cat == "construction" || cat == "bare_soil";
     if (!degradation || c["cloud_fraction"].get<double>() > 0 ||
-        c.value("material", "") == "blue_steel" || c["area_m2"].get<double>() < 5000)
+        c.value("material", "") == "blue_steel" || c["area_m2"].get<double>() < 2000)
       continue;
     std::unique_ptr<OGRGeometry> zone(g->Buffer(50));
     char* w = nullptr;
@@ -145,9 +145,13 @@ TEST(EcologyRun, PlantedDegradationPerZone) {
       EXPECT_EQ(ind.alert[k], vectors::kEcoNone) << zt[k].id;
       continue;
     }
-    // Whole pixels whose grade fell: mixed edge pixels count whole, so a planted patch of 0.5 to
-    // 1.5 ha comes out a few per cent to 15 % larger (docs/ecology.md).
-    EXPECT_NEAR(found / zt[k].degraded_m2, 1.05, 0.12) << zt[k].id;
+    // Within 10 % of the planted area from 0.5 ha (mixed edge pixels by the majority rule); a
+    // smaller patch has more than half its pixels on its edge, where each pixel's decision moves
+    // its area by 100 m2: within 20 %.
+    std::printf("%s %s planted %.0f m2, degraded %.0f m2 (%.3f)\n", zt[k].id.c_str(),
+                zt[k].type.c_str(), zt[k].degraded_m2, found, found / zt[k].degraded_m2);
+    EXPECT_NEAR(found / zt[k].degraded_m2, 1.0, zt[k].degraded_m2 >= 5000 ? 0.10 : 0.20)
+        << zt[k].id;
     sum_truth += zt[k].degraded_m2;
     sum_found += found;
     // The rules: a red line with 1 ha degraded is an alarm; a wetland with more than 1 ha a
@@ -161,7 +165,7 @@ TEST(EcologyRun, PlantedDegradationPerZone) {
       EXPECT_EQ(ind.alert[k], expected) << zt[k].id;
     }
   }
-  EXPECT_NEAR(sum_found / sum_truth, 1.0, 0.12);
+  EXPECT_NEAR(sum_found / sum_truth, 1.0, 0.05);
   std::printf("planted degradation %.0f m2, found %.0f m2 (%.3f)\n", sum_truth, sum_found,
               sum_found / sum_truth);
 }

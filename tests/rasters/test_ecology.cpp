@@ -350,6 +350,7 @@ TEST(Ecology, WindowCovarianceEqualsInMemoryForManyWindows) {
 TEST_F(EcologyScene, GradeChangeFollowsTheGrades) {
   EcologyOptions o;
   o.min_change = 0.0;
+  o.majority_rule = false;  // every pixel whose grade moved
   const auto res = run(o);
   DatasetPtr a = open_raster(dir / "out/rsei_t0.tif"), b = open_raster(dir / "out/rsei_t1.tif"),
              g = open_raster(dir / "out/rsei_grade_change.tif");
@@ -371,6 +372,139 @@ TEST_F(EcologyScene, GradeChangeFollowsTheGrades) {
   ASSERT_NE(ct, nullptr);
   EXPECT_EQ(ct->GetColorEntry(5)->c1, 224);  // unchanged: grey
   EXPECT_EQ(ct->GetColorEntry(0)->c4, 0);    // no data: transparent
+}
+
+// Vegetation with planted soil and roof rectangles whose edges fall inside pixels: each pixel's
+// spectrum mixes by the share of its area inside. Some rectangles straddle the borders of the
+// 512-pixel windows, some end just across one.
+struct MixedScene {
+  Scene before, after;
+  double truth_px = 0;  // the rectangles' area
+};
+
+MixedScene make_mixed_scene() {
+  const int64_t w = 1100, h = 1100;
+  const double veg[6] = {0.03, 0.07, 0.04, 0.45, 0.22, 0.11};
+  const double soil[6] = {0.10, 0.14, 0.20, 0.26, 0.34, 0.30};
+  const double roof[6] = {0.25, 0.26, 0.27, 0.30, 0.33, 0.31};
+  struct Rect {
+    double x0, y0, x1, y1;
+    const double* spectrum;
+  };
+  // Twelve rectangles, 20 to 40 pixels a side, whose edges fall at fractions of a pixel spread
+  // evenly over [0, 1) (multiples of the golden ratio).
+  std::vector<Rect> rects;
+  double frac = 0;
+  auto next = [&frac] { return frac = std::fmod(frac + 0.6180339887, 1.0); };
+  const double xs[4] = {60, 495, 760, 1005}, ys[3] = {60, 500, 1010};
+  for (int k = 0; k < 12; ++k) {
+    const double x0 = xs[k % 4] + next(), y0 = ys[k / 4] + next();
+    const double x1 = x0 + 20 + 20 * next(), y1 = y0 + 20 + 20 * next();
+    rects.push_back({x0, y0, x1, y1, k % 2 ? roof : soil});
+  }
+  // And four whose mostly-outside edge pixels lie in another window than the inside pixels next
+  // to them: below, left of, above and right of a window border.
+  rects.push_back({300.2, 480.4, 330.7, 512.3, soil});
+  rects.push_back({480.2, 300.5, 512.45, 330.5, roof});
+  rects.push_back({600.1, 511.6, 630.6, 540.3, soil});
+  rects.push_back({1023.6, 700.3, 1050.1, 730.8, roof});
+  MixedScene m;
+  for (const auto& r : rects) m.truth_px += (r.x1 - r.x0) * (r.y1 - r.y0);
+  auto overlap = [](double a0, double a1, double b0, double b1) {
+    return std::max(0.0, std::min(a1, b1) - std::max(a0, b0));
+  };
+  m.before.grid = m.after.grid = test::utm_grid(w, h);
+  m.before.bands.assign(6, std::vector<uint16_t>(static_cast<std::size_t>(w * h)));
+  m.after.bands = m.before.bands;
+  for (int64_t y = 0; y < h; ++y) {
+    for (int64_t x = 0; x < w; ++x) {
+      double v1[6], v2[6];
+      for (int b = 0; b < 6; ++b)
+        v1[b] = v2[b] = veg[b] * (1.0 + 0.02 * std::sin(0.3 * x + 0.2 * y));
+      for (const auto& r : rects) {
+        const double f = overlap(x, x + 1.0, r.x0, r.x1) * overlap(y, y + 1.0, r.y0, r.y1);
+        for (int b = 0; b < 6; ++b) v2[b] = (1 - f) * v2[b] + f * r.spectrum[b];
+      }
+      for (int b = 0; b < 6; ++b) {
+        m.before.bands[static_cast<std::size_t>(b)][test::px(x, y, w)] =
+            static_cast<uint16_t>(std::lround(v1[b] * 10000));
+        m.after.bands[static_cast<std::size_t>(b)][test::px(x, y, w)] =
+            static_cast<uint16_t>(std::lround(v2[b] * 10000));
+      }
+    }
+  }
+  return m;
+}
+
+// The pixels counted degraded add up to the rectangles' area with the majority rule, and
+// overcount it when mixed pixels count whole. The rule, recomputed here on the output rasters
+// (a pixel whose grade moved, next to a valid unmoved pixel, keeps its move only when |dRSEI| is
+// at least half the largest |dRSEI| of its neighbours moving the same way), gives the grade
+// change map pixel for pixel, with 3 x 3 windows on two threads as with one window.
+TEST(EcologyMixedPixels, MajorityRuleGivesTheAreaOfSubPixelRectangles) {
+  test::TempDir dir;
+  const MixedScene m = make_mixed_scene();
+  write_scene(dir / "t0.tif", m.before);
+  write_scene(dir / "t1.tif", m.after);
+  const auto a = open_s2(dir / "t0.tif", "before");
+  const auto b = open_s2(dir / "t1.tif", "after");
+  const Grid& grid = m.before.grid;
+  EcologyOptions o;
+  o.out_dir = dir / "windows";
+  const auto major =
+      rasters::compute_ecology({&a, ""}, {&b, ""}, grid, o, {.threads = 2, .memory_mib = 1});
+  o.out_dir = dir / "one";
+  const auto one =
+      rasters::compute_ecology({&a, ""}, {&b, ""}, grid, o, {.threads = 1, .memory_mib = 4096});
+  o.majority_rule = false;
+  o.out_dir = dir / "whole";
+  const auto whole = rasters::compute_ecology({&a, ""}, {&b, ""}, grid, o);
+  std::printf("planted %.1f px; degraded: majority rule %lld px, whole pixels %lld px\n",
+              m.truth_px, static_cast<long long>(major.degraded),
+              static_cast<long long>(whole.degraded));
+  EXPECT_NEAR(static_cast<double>(major.degraded) / m.truth_px, 1.0, 0.01);
+  EXPECT_GT(static_cast<double>(whole.degraded) / m.truth_px, 1.02);
+  EXPECT_EQ(major.improved, 0);
+  EXPECT_EQ(one.degraded, major.degraded);
+
+  DatasetPtr ra = open_raster(dir / "windows/rsei_t0.tif"),
+             rb = open_raster(dir / "windows/rsei_t1.tif");
+  const auto r0 = test::read_band<float>(*ra), r1 = test::read_band<float>(*rb);
+  const auto gc = test::read_band<uint8_t>(*open_raster(dir / "windows/rsei_grade_change.tif"));
+  EXPECT_EQ(gc, test::read_band<uint8_t>(*open_raster(dir / "one/rsei_grade_change.tif")));
+  const int64_t w = grid.width(), h = grid.height();
+  constexpr int kNone = 100;
+  auto move = [&](int64_t x, int64_t y) {
+    if (x < 0 || y < 0 || x >= w || y >= h) return kNone;
+    const std::size_t i = test::px(x, y, w);
+    if (r0[i] == -9999.0f || r1[i] == -9999.0f) return kNone;
+    if (std::abs(r1[i] - r0[i]) < 0.1f) return 0;
+    return rasters::grade_of(r1[i], o.rsei_breaks) - rasters::grade_of(r0[i], o.rsei_breaks);
+  };
+  int64_t dropped = 0;
+  for (int64_t y = 0; y < h; ++y) {
+    for (int64_t x = 0; x < w; ++x) {
+      const std::size_t i = test::px(x, y, w);
+      int mv = move(x, y);
+      if (mv != kNone && mv != 0) {
+        bool rim = false;
+        float strongest = 0;
+        for (int dy = -1; dy <= 1; ++dy) {
+          for (int dx = -1; dx <= 1; ++dx) {
+            const int q = (dx || dy) ? move(x + dx, y + dy) : kNone;
+            if (q == 0) rim = true;
+            if (q != kNone && q != 0 && (q > 0) == (mv > 0)) {
+              const std::size_t j = test::px(x + dx, y + dy, w);
+              strongest = std::max(strongest, std::abs(r1[j] - r0[j]));
+            }
+          }
+        }
+        if (rim && std::abs(r1[i] - r0[i]) < 0.5f * strongest) mv = 0, ++dropped;
+      }
+      ASSERT_EQ(gc[i], mv == kNone ? 0 : 5 + mv) << x << "," << y;
+    }
+  }
+  EXPECT_GT(dropped, 100);
 }
 
 TEST_F(EcologyScene, HeatFromLstRasters) {
