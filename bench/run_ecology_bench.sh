@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 9 benchmark: FVC + RSEI for both dates of the 5490 x 5490 synth pair (farmwatch ecology,
 # three-component RSEI, masks applied, no zones) beside computing NDVI alone for both dates
-# (farmwatch indices, the same masks); and, with a DEM, farmwatch's slope beside gdaldem slope.
+# (farmwatch indices, the same masks), FVC and RSEI as UInt16 x 1e-4 (the default) and as
+# Float32; and, with a DEM, farmwatch's slope beside gdaldem slope.
 # Target: ecology no more than 2x the NDVI pair. Prints a Markdown table of medians of 3 runs.
 # usage: bash bench/run_ecology_bench.sh
 set -uo pipefail
@@ -37,9 +38,9 @@ PY
   timeit "fvc_rsei_both_dates" "$FW" --log-level warn ecology --before "$S/date1.tif" \
     --after "$S/date2.tif" --mask-before "$S/date1_scl.tif" --mask-after "$S/date2_scl.tif" \
     --mask-type scl --out "$W/out/eco"
-  timeit "fvc_rsei_both_dates_uint16" "$FW" --log-level warn ecology --before "$S/date1.tif" \
+  timeit "fvc_rsei_both_dates_float32" "$FW" --log-level warn ecology --before "$S/date1.tif" \
     --after "$S/date2.tif" --mask-before "$S/date1_scl.tif" --mask-after "$S/date2_scl.tif" \
-    --mask-type scl --uint16 --out "$W/out/eco"
+    --mask-type scl --float32 --out "$W/out/eco"
   timeit "fvc_rsei_zones_slope" "$FW" --log-level warn ecology --before "$S/date1.tif" \
     --after "$S/date2.tif" --mask-before "$S/date1_scl.tif" --mask-after "$S/date2_scl.tif" \
     --mask-type scl --zones "$S/zones.geojson" --dem "$DEM" --out "$W/out/eco"

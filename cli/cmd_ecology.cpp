@@ -26,7 +26,7 @@ void add_ecology(CLI::App& app, Action& action) {
     ParcelArgs parcels;
     double min_change = 0.1;
     std::string mixed_pixels = "majority";
-    bool uint16 = false;
+    bool float32 = false;
     std::optional<double> ndvi_soil, ndvi_veg;
     std::vector<std::string> rules;
   };
@@ -74,8 +74,8 @@ void add_ecology(CLI::App& app, Action& action) {
                   "when mostly changed; whole: every pixel whose grade moved")
       ->check(CLI::IsMember({"majority", "whole"}))
       ->capture_default_str();
-  cmd->add_flag("--uint16", a->uint16,
-                "FVC and RSEI as UInt16 x 10000 (GDAL scale 1e-4) instead of Float32");
+  cmd->add_flag("--float32", a->float32,
+                "FVC and RSEI as Float32 instead of UInt16 x 10000 (GDAL scale 1e-4)");
   cmd->add_option("--ndvi-soil", a->ndvi_soil, "Fixed NDVI of bare soil (FVC)");
   cmd->add_option("--ndvi-veg", a->ndvi_veg, "Fixed NDVI of full vegetation (FVC)");
   cmd->add_option("--out", a->out, "Output folder")->required();
@@ -97,7 +97,7 @@ void add_ecology(CLI::App& app, Action& action) {
       run.eco.mode = rasters::parse_rsei_mode(a->mode);
       run.eco.min_change = a->min_change;
       run.eco.majority_rule = a->mixed_pixels == "majority";
-      run.eco.uint16 = a->uint16;
+      run.eco.uint16 = !a->float32;
       run.eco.fvc.ndvi_soil = a->ndvi_soil;
       run.eco.fvc.ndvi_veg = a->ndvi_veg;
       run.slope.dem = a->dem;

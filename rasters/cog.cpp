@@ -412,25 +412,38 @@ CogWriter::~CogWriter() {
 
 std::shared_ptr<CogWriter::Chunk> CogWriter::encode(int band, const Window& win,
                                                     const void* data) const {
-  auto c = std::make_shared<Chunk>();
-  c->win = win;
-  c->band = band;
   const std::size_t n = static_cast<std::size_t>(win.pixels());
   if (!fast_) {
+    auto c = std::make_shared<Chunk>();
+    c->win = win;
+    c->band = band;
     const auto* p = static_cast<const unsigned char*>(data);
     c->raw.assign(p, p + n * type_size(options_.type));
     return c;
   }
+  if (options_.type == GDT_Float32)
+    return encode_values(band, win, static_cast<const float*>(data));
+  std::vector<float> converted(n);
+  GDALCopyWords64(data, options_.type, type_size(options_.type), converted.data(), GDT_Float32, 4,
+                  static_cast<GPtrDiff_t>(n));
+  return encode_values(band, win, converted.data());
+}
+
+std::shared_ptr<CogWriter::Chunk> CogWriter::encode_values(int band, const Window& win,
+                                                           const float* values) const {
+  if (!fast_) {
+    if (options_.type == GDT_Float32) return encode(band, win, values);
+    std::vector<unsigned char> raw(static_cast<std::size_t>(win.pixels()) *
+                                   static_cast<std::size_t>(type_size(options_.type)));
+    to_type(values, raw.size() / static_cast<std::size_t>(type_size(options_.type)), options_.type,
+            raw.data());
+    return encode(band, win, raw.data());
+  }
   if (win.x % kT || win.y % kT) throw_internal("COG windows must be aligned to the tile size");
   fast_->help();  // an overview tile row, if one waits
-  std::vector<float> converted;
-  const float* values = static_cast<const float*>(data);
-  if (options_.type != GDT_Float32) {
-    converted.resize(n);
-    GDALCopyWords64(data, options_.type, type_size(options_.type), converted.data(), GDT_Float32, 4,
-                    static_cast<GPtrDiff_t>(n));
-    values = converted.data();
-  }
+  auto c = std::make_shared<Chunk>();
+  c->win = win;
+  c->band = band;
   const float nd = fast_->nodata;
   Stats& st = c->stats;
   float mn = std::numeric_limits<float>::infinity(), mx = -mn;

@@ -49,6 +49,9 @@ class CogWriter {
   // must be called serially, in window order. Windows start on multiples of kTile.
   struct Chunk;
   std::shared_ptr<Chunk> encode(int band, const Window& win, const void* data) const;
+  // The same from values already as float (of the output type's range: integers for integer
+  // types), skipping a conversion.
+  std::shared_ptr<Chunk> encode_values(int band, const Window& win, const float* values) const;
   void add(const std::shared_ptr<Chunk>& chunk);
   void write(int band, const Window& win, const void* data) { add(encode(band, win, data)); }
 

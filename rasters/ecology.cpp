@@ -99,6 +99,22 @@ inline int8_t grade_move(float r0, float r1, int g0, int g1, float min_change) {
   return static_cast<int8_t>(g1 - g0);
 }
 
+// n values left uninitialised (no memset): every one is written before it is read.
+template <class T>
+class Uninit {
+ public:
+  explicit Uninit(std::size_t n) : p_(std::make_unique_for_overwrite<T[]>(n)), n_(n) {}
+  T* data() { return p_.get(); }
+  std::size_t size() const { return n_; }
+  T& operator[](std::size_t i) { return p_[i]; }
+  T* begin() { return p_.get(); }
+  T* end() { return p_.get() + n_; }
+
+ private:
+  std::unique_ptr<T[]> p_;
+  std::size_t n_;
+};
+
 // Where the heat component of a date comes from.
 enum class Heat { kNone, kLst, kThermal };
 
@@ -412,9 +428,9 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
       [&](const Window& w, std::size_t wi) {
         const std::size_t n = static_cast<std::size_t>(w.pixels());
         Part1 part{{DateAcc(nc), DateAcc(nc)}};
-        std::vector<float> out(n * per_px);
-        std::vector<float> b(n * 7);
-        std::vector<uint8_t> valid(n);
+        Uninit<float> out(n * per_px);
+        Uninit<float> b(n * 7);
+        Uninit<uint8_t> valid(n);
         std::vector<uint32_t> ndvi_counts(kNdviBins);
         for (int d = 0; d < 2; ++d) {
           DateReaders& r = rd[static_cast<std::size_t>(d)];
@@ -587,7 +603,7 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
       plan,
       [&](const Window& w, std::size_t wi) {
         const std::size_t n = static_cast<std::size_t>(w.pixels());
-        std::vector<float> in(n * per_px);
+        Uninit<float> in(n * per_px);
         scratch.read(offset[wi], in.data(), in.size() * sizeof(float));
         std::vector<double> rim(static_cast<std::size_t>(4 * (w.w + w.h)));
         Range r;
@@ -712,10 +728,10 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
       plan,
       [&](const Window& w, std::size_t wi) {
         const std::size_t n = static_cast<std::size_t>(w.pixels());
-        std::vector<float> in(n * per_px);
+        Uninit<float> in(n * per_px);
         scratch.read(offset[wi], in.data(), in.size() * sizeof(float));
-        std::vector<float> fvc(2 * n), rsei(2 * n);
-        std::vector<uint8_t> change(n), grade(2 * n);
+        Uninit<float> fvc(2 * n), rsei(2 * n);
+        Uninit<uint8_t> change(n), grade(2 * n);
         Part3 p;
         const auto& fb = opt.fvc.breaks;
         const auto& rb = opt.rsei_breaks;
@@ -775,11 +791,19 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
           // Grade moves and RSEI moves on the window plus a one-pixel halo taken from the
           // neighbouring windows' rims.
           const int64_t hw = w.w + 2, hh = w.h + 2;
-          std::vector<int8_t> mv(static_cast<std::size_t>(hw * hh), kNoMove);
-          std::vector<float> mag(static_cast<std::size_t>(hw * hh), 0.0f);
+          Uninit<int8_t> mv(static_cast<std::size_t>(hw * hh));
+          Uninit<float> mag(static_cast<std::size_t>(hw * hh));
           auto cell = [&](int64_t hx, int64_t hy) {
             return static_cast<std::size_t>(hy * hw + hx);
           };
+          for (int64_t hx = 0; hx < hw; ++hx) {
+            mv[cell(hx, 0)] = mv[cell(hx, hh - 1)] = kNoMove;
+            mag[cell(hx, 0)] = mag[cell(hx, hh - 1)] = 0.0f;
+          }
+          for (int64_t hy = 0; hy < hh; ++hy) {
+            mv[cell(0, hy)] = mv[cell(hw - 1, hy)] = kNoMove;
+            mag[cell(0, hy)] = mag[cell(hw - 1, hy)] = 0.0f;
+          }
           for (int64_t y = 0; y < w.h; ++y) {
             for (int64_t x = 0; x < w.w; ++x) {
               const auto i = static_cast<std::size_t>(y * w.w + x);
@@ -848,15 +872,17 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
         for (std::size_t i = 0; i < n; ++i) ++p.change[change[i]];
         if (opt.uint16) {
           // x 10000, rounded; nodata 65535.
-          std::vector<uint16_t> packed(n);
+          // The integers as float: the writer takes them without another conversion.
+          Uninit<float> packed(n);
           const float* planes[4] = {fvc.data(), fvc.data() + n, rsei.data(), rsei.data() + n};
           for (std::size_t k = 0; k < 4; ++k) {
             const float* v = planes[k];
             for (std::size_t i = 0; i < n; ++i) {
-              packed[i] = v[i] == kFloatNodata ? kUInt16Nodata
-                                               : static_cast<uint16_t>(std::lround(v[i] * 1e4f));
+              packed[i] = v[i] == kFloatNodata
+                              ? static_cast<float>(kUInt16Nodata)
+                              : static_cast<float>(static_cast<uint16_t>(v[i] * 1e4f + 0.5f));
             }
-            p.chunks.push_back(writers[k]->encode(1, w, packed.data()));
+            p.chunks.push_back(writers[k]->encode_values(1, w, packed.data()));
           }
         } else {
           p.chunks.push_back(writers[0]->encode(1, w, fvc.data()));

@@ -246,6 +246,18 @@ TEST(CliEcology, WritesIndicatorsZonesAndTerrain) {
   EXPECT_GE(whole, 15);
   // The grade-change style names the classes.
   EXPECT_NE(test::slurp(o + "/rsei_grade_change.qml").find("fell 1 grade"), std::string::npos);
+  // FVC and RSEI are UInt16 x 10000 by default; the zones' means come out in [0, 1] (scaled).
+  {
+    DatasetPtr r = open_raster(o + "/rsei_t0.tif");
+    EXPECT_EQ(r->GetRasterBand(1)->GetRasterDataType(), GDT_UInt16);
+    EXPECT_EQ(r->GetRasterBand(1)->GetScale(), 1e-4);
+    DatasetPtr zv = open_vector(o + "/zones.geojson");
+    for (auto& f : *zv->GetLayer(0)) {
+      const double v = f->GetFieldAsDouble("rsei_t0");
+      EXPECT_GT(v, 0.0);
+      EXPECT_LT(v, 1.0);
+    }
+  }
   // A DEM that does not overlap: exit 3, the DEM named.
   const Grid far(GeoTransform::north_up(100000, 1000000, 10, 10), 50, 50, g.crs());
   test::write_raster<float>(d / "far.tif", far, {std::vector<float>(2500, 1.0f)});
