@@ -26,6 +26,22 @@ void Histogram::add(double v, uint64_t n) {
   total_ += n;
 }
 
+void Histogram::write(ByteWriter& out) const {
+  out.put(lo_);
+  out.put(hi_);
+  out.put(total_);
+  out.put_vector(counts_);
+}
+
+Histogram Histogram::read(ByteReader& in) {
+  Histogram h;
+  h.lo_ = in.get<double>();
+  h.hi_ = in.get<double>();
+  h.total_ = in.get<uint64_t>();
+  h.counts_ = in.get_vector<uint64_t>();
+  return h;
+}
+
 void Histogram::merge(const Histogram& o) {
   if (counts_.empty()) {
     *this = o;
@@ -113,6 +129,25 @@ void Covariance::add(const double* x, double weight) {
     }
   }
   w_ = w_new;
+}
+
+void Covariance::write(ByteWriter& out) const {
+  out.put(w_);
+  out.put_vector(std::vector<double>(mean_.data(), mean_.data() + mean_.size()));
+  out.put_vector(std::vector<double>(m2_.data(), m2_.data() + m2_.size()));
+}
+
+Covariance Covariance::read(ByteReader& in) {
+  Covariance c;
+  c.w_ = in.get<double>();
+  const auto mean = in.get_vector<double>();
+  const auto m2 = in.get_vector<double>();
+  const auto d = static_cast<Eigen::Index>(mean.size());
+  if (static_cast<Eigen::Index>(m2.size()) != d * d)
+    throw Error(ExitCode::kInput, "partial results: a covariance of inconsistent size");
+  c.mean_ = Eigen::Map<const Eigen::VectorXd>(mean.data(), d);
+  c.m2_ = Eigen::Map<const Eigen::MatrixXd>(m2.data(), d, d);
+  return c;
 }
 
 void Covariance::merge(const Covariance& o) {

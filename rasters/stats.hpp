@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/partials.hpp"
+
 namespace fw::rasters {
 
 // A histogram of `bins` equal bins over [lo, hi); values outside are clamped to the end bins.
@@ -38,6 +40,10 @@ class Histogram {
   double median() const { return quantile(0.5); }
   double mad() const;
 
+  // Exact round trip, for partial results stored by shards (engine/partials.hpp).
+  void write(ByteWriter& out) const;
+  static Histogram read(ByteReader& in);
+
  private:
   double lo_ = 0, hi_ = 1;
   std::vector<uint64_t> counts_;
@@ -60,6 +66,10 @@ class Covariance {
   const Eigen::VectorXd& mean() const { return mean_; }
   // The weighted covariance (divided by the sum of weights).
   Eigen::MatrixXd covariance() const;
+
+  // Exact round trip, for partial results stored by shards (engine/partials.hpp).
+  void write(ByteWriter& out) const;
+  static Covariance read(ByteReader& in);
 
  private:
   double w_ = 0;

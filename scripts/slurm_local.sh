@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# A real Slurm on this machine, loopback only: munge, a controller and one compute node, no
+# cgroups, no accounting database (see ../shared/docs/slurm-on-one-machine.md and
+# docs/scale-out.md). For tests and CI; ports 6817/6818 are fixed, so one cluster per machine.
+#
+#   bash scripts/slurm_local.sh install      # apt-get the Debian packages (slurm-wlm, munge)
+#   conf=$(bash scripts/slurm_local.sh start DIR) && eval "$conf"   # prints export SLURM_CONF=
+#   bash scripts/slurm_local.sh stop DIR     # cancel every job, stop the daemons by PID
+#   bash scripts/slurm_local.sh smoke        # start, a 4-task array + an afterok merge job,
+#                                            # check their outputs, stop (whatever happens)
+set -euo pipefail
+
+die() {
+  echo "slurm_local: $*" >&2
+  exit 1
+}
+
+install_packages() {
+  local missing=()
+  for p in slurm-wlm munge; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+write_conf() {
+  local t=$1 cpus
+  cpus=$(nproc)
+  cat > "$t/slurm.conf" <<CONF
+ClusterName=fwlocal
+SlurmctldHost=localhost(127.0.0.1)
+SlurmUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$t/munge/munge.socket
+SlurmctldPort=6817
+SlurmdPort=6818
+StateSaveLocation=$t/state
+SlurmdSpoolDir=$t/spool
+SlurmctldPidFile=$t/slurmctld.pid
+SlurmdPidFile=$t/slurmd.pid
+SlurmctldLogFile=$t/log/slurmctld.log
+SlurmdLogFile=$t/log/slurmd.log
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$t/log/jobcomp.txt
+MpiDefault=none
+MailProg=/bin/true
+ReturnToService=2
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0
+DependencyParameters=kill_invalid_depend
+NodeName=fw1 NodeAddr=127.0.0.1 CPUs=$cpus Sockets=1 CoresPerSocket=$cpus ThreadsPerCore=1 State=UNKNOWN
+PartitionName=fw Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+}
+
+# Waits up to $2 seconds for the command in $1 to succeed.
+wait_for() {
+  local cmd=$1 limit=$2 i=0
+  while ! eval "$cmd" > /dev/null 2>&1; do
+    i=$((i + 1))
+    [ "$i" -ge $((limit * 10)) ] && return 1
+    sleep 0.1
+  done
+}
+
+start() {
+  local t=$1
+  mkdir -p "$t"/{munge,state,spool,log}
+  chmod 755 "$t"
+  t=$(cd "$t" && pwd)
+  command -v slurmctld > /dev/null || die "slurmctld not found: bash scripts/slurm_local.sh install"
+  write_conf "$t"
+  export SLURM_CONF=$t/slurm.conf
+  mungekey --create --keyfile="$t/munge/munge.key" > /dev/null 2>&1 ||
+    [ -s "$t/munge/munge.key" ] || die "mungekey failed"
+  munged --key-file="$t/munge/munge.key" --socket="$t/munge/munge.socket" \
+    --pid-file="$t/munge/munged.pid" --log-file="$t/munge/munged.log" \
+    --seed-file="$t/munge/munged.seed" || die "munged did not start ($t/munge/munged.log)"
+  slurmctld -f "$SLURM_CONF" || die "slurmctld did not start ($t/log/slurmctld.log)"
+  wait_for "[ -s '$t/slurmctld.pid' ] && kill -0 \$(cat '$t/slurmctld.pid') && scontrol ping | grep -q 'is UP'" 20 ||
+    die "slurmctld is not up ($t/log/slurmctld.log)"
+  slurmd -f "$SLURM_CONF" -N fw1 || die "slurmd did not start ($t/log/slurmd.log)"
+  wait_for "[ \"\$(sinfo -h -n fw1 -o %T)\" = idle ]" 30 ||
+    die "node fw1 is not idle ($t/log/slurmd.log)"
+  echo "export SLURM_CONF=$SLURM_CONF"
+}
+
+stop_pid() {
+  local f=$1 p i
+  [ -s "$f" ] || return 0
+  p=$(cat "$f")
+  kill -TERM "$p" 2> /dev/null || return 0
+  for i in $(seq 1 200); do
+    kill -0 "$p" 2> /dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$p" 2> /dev/null || true
+}
+
+stop() {
+  local t=$1
+  [ -d "$t" ] || return 0
+  export SLURM_CONF=$t/slurm.conf
+  if [ -f "$SLURM_CONF" ] && [ -s "$t/slurmctld.pid" ] && kill -0 "$(cat "$t/slurmctld.pid")" 2> /dev/null; then
+    scancel --full --user="$(id -un)" 2> /dev/null || true
+    wait_for "[ -z \"\$(squeue -h)\" ]" 20 || true
+  fi
+  stop_pid "$t/slurmd.pid"
+  stop_pid "$t/slurmctld.pid"
+  stop_pid "$t/munge/munged.pid"
+}
+
+SMOKE_DIR=""
+smoke() {
+  SMOKE_DIR=$(mktemp -d)
+  trap 'stop "$SMOKE_DIR"; rm -rf "$SMOKE_DIR"' EXIT
+  local t=$SMOKE_DIR conf
+  conf=$(start "$t") || die "could not start Slurm"
+  eval "$conf"
+  mkdir -p "$t/out"
+  local a m
+  a=$(sbatch --parsable --array=0-3 -o "$t/out/task_%a.out" \
+    --wrap 'echo "task $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT"')
+  m=$(sbatch --parsable --dependency="afterok:$a" -o "$t/out/merge.out" \
+    --wrap "cat $t/out/task_*.out | wc -l")
+  wait_for "[ -z \"\$(squeue -h -j $a,$m)\" ]" 120 || die "jobs $a and $m did not finish"
+  for i in 0 1 2 3; do
+    grep -qx "task $i of 4" "$t/out/task_$i.out" || die "array task $i wrote no output"
+  done
+  [ "$(cat "$t/out/merge.out")" = 4 ] || die "the merge job did not run after the array"
+  echo "slurm_local: a 4-task array and an afterok merge job ran (jobs $a, $m)"
+}
+
+case "${1:-}" in
+  install) install_packages ;;
+  start) start "${2:?usage: slurm_local.sh start DIR}" ;;
+  stop) stop "${2:?usage: slurm_local.sh stop DIR}" ;;
+  smoke) smoke ;;
+  *) die "usage: slurm_local.sh install|start DIR|stop DIR|smoke" ;;
+esac
