@@ -254,6 +254,46 @@ struct CogWriter::Chunk {
   Stats stats;
 };
 
+void CogWriter::write_chunk(const Chunk& c, ByteWriter& out) {
+  out.put(c.win);
+  out.put<int32_t>(c.band);
+  out.put_vector(c.raw);
+  out.put<uint64_t>(c.tiles.size());
+  for (const auto& t : c.tiles) {
+    out.put(t.tx);
+    out.put(t.ty);
+    out.put_vector(t.bytes);
+  }
+  out.put_vector(c.half);
+  out.put(c.stats.count);
+  out.put(c.stats.sum);
+  out.put(c.stats.sumsq);
+  out.put(c.stats.min);
+  out.put(c.stats.max);
+}
+
+std::shared_ptr<CogWriter::Chunk> CogWriter::read_chunk(ByteReader& in) {
+  auto c = std::make_shared<Chunk>();
+  c->win = in.get<Window>();
+  c->band = in.get<int32_t>();
+  c->raw = in.get_vector<unsigned char>();
+  const auto n = in.get<uint64_t>();
+  if (n > in.left()) throw Error(ExitCode::kInput, "partial results: a corrupt raster chunk");
+  c->tiles.resize(static_cast<std::size_t>(n));
+  for (auto& t : c->tiles) {
+    t.tx = in.get<int64_t>();
+    t.ty = in.get<int64_t>();
+    t.bytes = in.get_vector<unsigned char>();
+  }
+  c->half = in.get_vector<float>();
+  c->stats.count = in.get<int64_t>();
+  c->stats.sum = in.get<double>();
+  c->stats.sumsq = in.get<double>();
+  c->stats.min = in.get<double>();
+  c->stats.max = in.get<double>();
+  return c;
+}
+
 struct CogWriter::Fast {
   struct Level {
     int64_t w = 0, h = 0, ntx = 0, nty = 0;

@@ -18,6 +18,7 @@
 #include "engine/atomic_file.hpp"
 #include "engine/gdal_handles.hpp"
 #include "engine/grid.hpp"
+#include "engine/partials.hpp"
 
 namespace fw::rasters {
 
@@ -53,6 +54,10 @@ class CogWriter {
   // types), skipping a conversion.
   std::shared_ptr<Chunk> encode_values(int band, const Window& win, const float* values) const;
   void add(const std::shared_ptr<Chunk>& chunk);
+  // A chunk stored and read back exactly (shards ship their windows' chunks; the merge adds
+  // them in window order and gets the one-machine file, byte for byte).
+  static void write_chunk(const Chunk& chunk, ByteWriter& out);
+  static std::shared_ptr<Chunk> read_chunk(ByteReader& in);
   void write(int band, const Window& win, const void* data) { add(encode(band, win, data)); }
 
   // Finishes the file and moves it into place; throws fw::Error (output) on failure.
