@@ -15,6 +15,7 @@
 #include "engine/error.hpp"
 #include "engine/log.hpp"
 #include "engine/raster_io.hpp"
+#include "engine/shard_run.hpp"
 
 namespace fw::vectors {
 namespace {
@@ -61,6 +62,46 @@ struct Acc {
     }
   }
 };
+
+// One window's accumulators: its parcels, and nr accumulators per parcel.
+struct Part {
+  std::vector<uint32_t> parcels;
+  std::vector<Acc> accs;  // parcels.size() * nr
+};
+
+// Exact round trip of a window's accumulators (sharded runs).
+std::string write_part(const Part& p) {
+  ByteWriter b;
+  b.put_vector(p.parcels);
+  b.put<uint64_t>(p.accs.size());
+  std::vector<double> flat;
+  for (const Acc& a : p.accs) {
+    b.put(a.w), b.put(a.mean), b.put(a.m2), b.put(a.sum), b.put(a.covered);
+    b.put(a.min), b.put(a.max), b.put(a.cells);
+    flat.clear();
+    for (const auto& [v, w] : a.values) flat.push_back(v), flat.push_back(w);
+    b.put_vector(flat);
+  }
+  return b.take();
+}
+
+Part read_part(ByteReader& r) {
+  Part p;
+  p.parcels = r.get_vector<uint32_t>();
+  const auto n = r.get<uint64_t>();
+  if (n > r.left()) throw Error(ExitCode::kInput, "partial results: corrupt zonal accumulators");
+  p.accs.resize(static_cast<std::size_t>(n));
+  for (Acc& a : p.accs) {
+    a.w = r.get<double>(), a.mean = r.get<double>(), a.m2 = r.get<double>();
+    a.sum = r.get<double>(), a.covered = r.get<double>();
+    a.min = r.get<double>(), a.max = r.get<double>(), a.cells = r.get<int64_t>();
+    const auto flat = r.get_vector<double>();
+    a.values.reserve(flat.size() / 2);
+    for (std::size_t k = 0; k + 1 < flat.size(); k += 2)
+      a.values.emplace_back(flat[k], flat[k + 1]);
+  }
+  return p;
+}
 
 // Weighted quantile with linear interpolation between the values' weight midpoints; with unit
 // weights it is the usual (type 7) sample quantile.
@@ -154,8 +195,21 @@ Grid zonal_grid(const std::vector<ZonalRaster>& rasters) {
   return g;
 }
 
-ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& rasters,
-                       const ZonalOptions& opt, const SchedulerOptions& so) {
+namespace {
+
+// What a sharded call does: compute one shard's windows into a file, or merge every shard's.
+struct ZonalSharding {
+  const ShardSpec* shard = nullptr;                 // compute this shard ...
+  std::string file;                                 // ... into this file
+  const std::vector<std::string>* files = nullptr;  // merge these
+  std::string run_key;
+};
+
+}  // namespace
+
+static ZonalTable zonal_impl(const ParcelSet& set, const std::vector<ZonalRaster>& rasters,
+                             const ZonalOptions& opt, const SchedulerOptions& so,
+                             const ZonalSharding& sharding) {
   const Grid grid = zonal_grid(rasters);
   const std::size_t nr = rasters.size(), np = set.parcels.size();
   // Statistics per raster (its own list, or the options').
@@ -296,64 +350,76 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
       a.values.shrink_to_fit();
     }
   };
-  struct Part {
-    std::vector<uint32_t> parcels;
-    std::vector<Acc> accs;  // parcels.size() * nr
+  auto compute = [&](const Window& w, std::size_t k) {
+    Part part;
+    const auto& list = by_window[k];
+    if (list.empty()) return part;
+    std::vector<std::vector<double>> data(nr);
+    for (std::size_t r = 0; r < nr; ++r) {
+      data[r].resize(static_cast<std::size_t>(w.pixels()));
+      read_window(pools[r]->local(), rasters[r].band, w, GDT_Float64, data[r].data(), kNaN);
+      // Nodata to NaN, then the band's scale and offset (Int16 x 10000 indices, UInt16
+      // reflectance): statistics in the values the band stands for.
+      if (nodata[r] || scale[r] != 1.0 || offset[r] != 0.0) {
+        for (double& v : data[r]) {
+          v = nodata[r] && v == *nodata[r] ? kNaN : v * scale[r] + offset[r];
+        }
+      }
+    }
+    std::vector<double> frac, scratch;
+    part.parcels = list;
+    part.accs.resize(list.size() * nr);
+    for (std::size_t j = 0; j < list.size(); ++j) {
+      const std::size_t i = list[j];
+      const Window cw = pwin[i].intersection(w);
+      if (cw.empty()) continue;
+      coverage(px[i], cw, opt.mode, frac, scratch);
+      for (std::size_t r = 0; r < nr; ++r) {
+        Acc& a = part.accs[j * nr + r];
+        const double* d = data[r].data();
+        for (int64_t y = 0; y < cw.h; ++y) {
+          const double* row = d + static_cast<std::size_t>((cw.y - w.y + y) * w.w + (cw.x - w.x));
+          const double* fr = frac.data() + static_cast<std::size_t>(y * cw.w);
+          for (int64_t x = 0; x < cw.w; ++x) {
+            const double f = fr[x];
+            if (!(f > 0)) continue;
+            a.covered += f;
+            ++a.cells;
+            const double v = row[x];
+            if (std::isnan(v)) continue;
+            a.add(v, f, need_values[r] != 0);
+          }
+        }
+      }
+    }
+    return part;
   };
-  sched.run<Part>(
-      plan,
-      [&](const Window& w, std::size_t k) {
-        Part part;
-        const auto& list = by_window[k];
-        if (list.empty()) return part;
-        std::vector<std::vector<double>> data(nr);
-        for (std::size_t r = 0; r < nr; ++r) {
-          data[r].resize(static_cast<std::size_t>(w.pixels()));
-          read_window(pools[r]->local(), rasters[r].band, w, GDT_Float64, data[r].data(), kNaN);
-          // Nodata to NaN, then the band's scale and offset (Int16 x 10000 indices, UInt16
-          // reflectance): statistics in the values the band stands for.
-          if (nodata[r] || scale[r] != 1.0 || offset[r] != 0.0) {
-            for (double& v : data[r]) {
-              v = nodata[r] && v == *nodata[r] ? kNaN : v * scale[r] + offset[r];
-            }
-          }
-        }
-        std::vector<double> frac, scratch;
-        part.parcels = list;
-        part.accs.resize(list.size() * nr);
-        for (std::size_t j = 0; j < list.size(); ++j) {
-          const std::size_t i = list[j];
-          const Window cw = pwin[i].intersection(w);
-          if (cw.empty()) continue;
-          coverage(px[i], cw, opt.mode, frac, scratch);
-          for (std::size_t r = 0; r < nr; ++r) {
-            Acc& a = part.accs[j * nr + r];
-            const double* d = data[r].data();
-            for (int64_t y = 0; y < cw.h; ++y) {
-              const double* row =
-                  d + static_cast<std::size_t>((cw.y - w.y + y) * w.w + (cw.x - w.x));
-              const double* fr = frac.data() + static_cast<std::size_t>(y * cw.w);
-              for (int64_t x = 0; x < cw.w; ++x) {
-                const double f = fr[x];
-                if (!(f > 0)) continue;
-                a.covered += f;
-                ++a.cells;
-                const double v = row[x];
-                if (std::isnan(v)) continue;
-                a.add(v, f, need_values[r] != 0);
-              }
-            }
-          }
-        }
-        return part;
-      },
-      [&](const Window&, std::size_t k, Part& part) {
-        for (std::size_t j = 0; j < part.parcels.size(); ++j) {
-          const std::size_t i = part.parcels[j];
-          for (std::size_t r = 0; r < nr; ++r) acc[i][r].merge(part.accs[j * nr + r]);
-          if (last[i] == static_cast<int64_t>(k)) finalize(i);
-        }
-      });
+  auto consume = [&](const Window&, std::size_t k, Part& part) {
+    for (std::size_t j = 0; j < part.parcels.size(); ++j) {
+      const std::size_t i = part.parcels[j];
+      for (std::size_t r = 0; r < nr; ++r) acc[i][r].merge(part.accs[j * nr + r]);
+      if (last[i] == static_cast<int64_t>(k)) finalize(i);
+    }
+  };
+  if (sharding.shard) {
+    // This shard's windows, balanced by pixels and parcels; their accumulators to the file.
+    std::vector<int64_t> weights(plan.size());
+    for (std::size_t k = 0; k < plan.size(); ++k)
+      weights[k] = plan.windows[k].pixels() + 10000 * static_cast<int64_t>(by_window[k].size());
+    const ShardRange range = assign_shards(
+        weights, sharding.shard->count)[static_cast<std::size_t>(sharding.shard->index)];
+    PartialWriter out(sharding.file, {sharding.run_key, "zonal", plan.size(), plan_hash(plan)});
+    compute_shard<Part>(sched, plan, range, compute, write_part, out);
+    out.commit();
+    return {};
+  }
+  if (sharding.files) {
+    const PartialSet parts(*sharding.files,
+                           {sharding.run_key, "zonal", plan.size(), plan_hash(plan)});
+    replay<Part>(plan, parts, read_part, consume);
+  } else {
+    sched.run<Part>(plan, compute, consume);
+  }
   for (std::size_t i = 0; i < np; ++i) {
     if (last[i] < 0) finalize(i);  // outside: empty accumulators
   }
@@ -401,6 +467,23 @@ ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& ras
     }
   }
   return table;
+}
+
+ZonalTable zonal_stats(const ParcelSet& set, const std::vector<ZonalRaster>& rasters,
+                       const ZonalOptions& opt, const SchedulerOptions& so) {
+  return zonal_impl(set, rasters, opt, so, {});
+}
+
+void zonal_stats_shard(const ParcelSet& set, const std::vector<ZonalRaster>& rasters,
+                       const ZonalOptions& opt, const ShardSpec& shard, const std::string& file,
+                       const std::string& run_key, const SchedulerOptions& so) {
+  zonal_impl(set, rasters, opt, so, {.shard = &shard, .file = file, .run_key = run_key});
+}
+
+ZonalTable zonal_stats_merge(const ParcelSet& set, const std::vector<ZonalRaster>& rasters,
+                             const ZonalOptions& opt, const std::vector<std::string>& files,
+                             const std::string& run_key, const SchedulerOptions& so) {
+  return zonal_impl(set, rasters, opt, so, {.files = &files, .run_key = run_key});
 }
 
 void write_parcels(const std::string& path, const ParcelSet& set, const ParcelColumns& cols,

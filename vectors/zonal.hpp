@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/scheduler.hpp"
+#include "engine/shard.hpp"
 #include "vectors/coverage.hpp"
 #include "vectors/parcels.hpp"
 
@@ -47,6 +48,20 @@ struct ZonalTable {
 // overlapping the rasters).
 ZonalTable zonal_stats(const ParcelSet& parcels, const std::vector<ZonalRaster>& rasters,
                        const ZonalOptions& options, const SchedulerOptions& scheduler = {});
+
+// Sharded zonal statistics (docs/scale-out.md). zonal_stats_shard computes the windows of shard
+// `shard` (the plan's windows split into contiguous runs balanced by pixels and parcels) and
+// stores their per-parcel accumulators, value lists included, in `file`; zonal_stats_merge reads
+// every shard's file, merges the accumulators in window order and finishes the statistics: the
+// table equals zonal_stats's bit for bit, quantiles of parcels split across shards included.
+// Every call must see the same parcels, rasters, options and memory budget (the same window
+// plan); `run_key` names the run, and files of another run, pass or plan are refused.
+void zonal_stats_shard(const ParcelSet& parcels, const std::vector<ZonalRaster>& rasters,
+                       const ZonalOptions& options, const ShardSpec& shard, const std::string& file,
+                       const std::string& run_key, const SchedulerOptions& scheduler = {});
+ZonalTable zonal_stats_merge(const ParcelSet& parcels, const std::vector<ZonalRaster>& rasters,
+                             const ZonalOptions& options, const std::vector<std::string>& files,
+                             const std::string& run_key, const SchedulerOptions& scheduler = {});
 
 // The grid of the rasters (all must share it).
 Grid zonal_grid(const std::vector<ZonalRaster>& rasters);

@@ -240,6 +240,70 @@ TEST(Zonal, IndependentOfThreadsAndWindows) {
   }
 }
 
+// Sharded: 1, 2, 3 and 5 shards each compute their windows' accumulators into a file; the merge
+// gives the one-machine table bit for bit, for parcels split across shards too (quantiles,
+// majority and class fractions included); a missing shard or files of another run are refused.
+TEST(Zonal, ShardedMergeEqualsOneMachineBitForBit) {
+  test::TempDir d;
+  const int64_t W = 1300, H = 900;
+  const Grid g = test::utm_grid(W, H);
+  std::vector<float> v(static_cast<std::size_t>(W * H)), cls(v.size());
+  Rng rng(8);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    v[i] = static_cast<float>(rng.uniform(-1, 1));
+    cls[i] = static_cast<float>(static_cast<int>(rng.uniform(0, 4)));
+  }
+  test::write_raster<float>(d / "r.tif", g, {v}, {}, std::nullopt, 256);
+  test::write_raster<float>(d / "c.tif", g, {cls}, {}, std::nullopt, 256);
+  std::vector<std::string> polys;
+  for (int k = 0; k < 120; ++k) {
+    const double x = test::kOriginX + rng.uniform(0, W * 10.0);
+    const double y = test::kOriginY - rng.uniform(0, H * 10.0);
+    const double r = rng.uniform(15, 1500);  // the largest span several windows and shards
+    polys.push_back("POLYGON((" + std::to_string(x - r) + " " + std::to_string(y - 0.3 * r) + "," +
+                    std::to_string(x + r) + " " + std::to_string(y - r) + "," +
+                    std::to_string(x + 0.4 * r) + " " + std::to_string(y + r) + "," +
+                    std::to_string(x - r) + " " + std::to_string(y - 0.3 * r) + "))");
+  }
+  write_polygons(d / "p.gpkg", polys, g.crs());
+  const auto set = load(d / "p.gpkg", g);
+  vectors::ZonalOptions o;
+  o.stats = {"count", "mean", "stdev", "min", "max", "p10", "median", "p90"};
+  const std::vector<vectors::ZonalRaster> rasters = {
+      {d / "r.tif", 1, "r", {}}, {d / "c.tif", 1, "c", {"majority", "frac", "count"}}};
+  SchedulerOptions so;
+  so.memory_mib = 4;  // many windows
+  const auto ref = vectors::zonal_stats(set, rasters, o, so);
+  for (int n : {1, 2, 3, 5}) {
+    std::vector<std::string> files;
+    for (int k = 0; k < n; ++k) {
+      files.push_back(d / ("n" + std::to_string(n) + "/zonal-" + std::to_string(k) + ".part"));
+      vectors::zonal_stats_shard(set, rasters, o, {k, n}, files.back(), "run-a", so);
+    }
+    const auto t = vectors::zonal_stats_merge(set, rasters, o, files, "run-a", so);
+    ASSERT_EQ(t.columns, ref.columns);
+    ASSERT_EQ(t.rows.size(), ref.rows.size());
+    for (std::size_t i = 0; i < t.rows.size(); ++i) {
+      for (std::size_t c = 0; c < t.columns.size(); ++c) {
+        const double a = t.rows[i][c], b = ref.rows[i][c];
+        if (std::isnan(b)) {
+          EXPECT_TRUE(std::isnan(a)) << n << " shards, parcel " << i << " " << t.columns[c];
+        } else {
+          EXPECT_EQ(a, b) << n << " shards, parcel " << i << " " << t.columns[c];
+        }
+      }
+    }
+    if (n == 3) {
+      EXPECT_THROW(vectors::zonal_stats_merge(set, rasters, o, {files[0], files[2]}, "run-a", so),
+                   Error);
+      EXPECT_THROW(vectors::zonal_stats_merge(set, rasters, o, files, "run-b", so), Error);
+      SchedulerOptions other = so;
+      other.memory_mib = 64;  // another window plan
+      EXPECT_THROW(vectors::zonal_stats_merge(set, rasters, o, files, "run-a", other), Error);
+    }
+  }
+}
+
 // Real NDVI: exact means per land-use polygon equal a supersampled reference (each cell split
 // into 40 x 40 sub-cells tested with GEOS) to the supersampling's resolution.
 TEST(ZonalRealData, LjubljanaExactMeansAgreeWithSupersampling) {
