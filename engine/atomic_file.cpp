@@ -1,6 +1,7 @@
 #include "engine/atomic_file.hpp"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -97,6 +98,49 @@ std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+void sync_folder(const std::string& dir) {
+  sync_path(dir, dir);
+}
+
+void replace_folder(const std::string& staging, const std::string& target) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path t = fs::absolute(target).lexically_normal();
+  const fs::path parent = t.parent_path();
+  sync_folder(staging);
+  if (fs::exists(t)) {
+#ifdef SYS_renameat2
+    constexpr unsigned kExchange = 1u << 1;  // RENAME_EXCHANGE
+    const bool swapped =
+        syscall(SYS_renameat2, AT_FDCWD, staging.c_str(), AT_FDCWD, t.c_str(), kExchange) == 0;
+#else
+    const bool swapped = false;
+#endif
+    if (swapped) {
+      fs::remove_all(staging, ec);  // now the previous folder
+    } else {
+      // No atomic exchange here: move the previous folder aside, then the new one in.
+      const fs::path aside =
+          parent / ("." + t.filename().string() + ".previous-" + std::to_string(::getpid()));
+      fs::rename(t, aside, ec);
+      if (ec)
+        throw_output("cannot move the previous outputs aside: " + ec.message(),
+                     {.file = t.string()});
+      fs::rename(staging, t, ec);
+      if (ec) {
+        fs::rename(aside, t);
+        throw_output("cannot move the outputs into place: " + ec.message(), {.file = t.string()});
+      }
+      fs::remove_all(aside, ec);
+    }
+  } else {
+    fs::rename(staging, t, ec);
+    if (ec)
+      throw_output("cannot move the outputs into place: " + ec.message(), {.file = t.string()});
+  }
+  sync_folder(parent.string());
 }
 
 }  // namespace fw

@@ -35,4 +35,12 @@ class AtomicPath {
 void write_file_atomic(const std::string& path, const std::string& content, bool durable = true);
 std::string read_file(const std::string& path);
 
+// Moves a complete folder onto `target` in one step: an atomic exchange where the filesystem has
+// one (renameat2), else the previous folder moved aside, the new one in, the previous removed.
+// The folders are flushed first. `staging` is gone afterwards; on failure the previous target is
+// back in place and fw::Error (output) is thrown.
+void replace_folder(const std::string& staging, const std::string& target);
+// fsync of a folder (its entries), ignoring filesystems that cannot.
+void sync_folder(const std::string& dir);
+
 }  // namespace fw

@@ -33,7 +33,7 @@ class ByteWriter {
   void put_vector(const std::vector<T>& v) {
     static_assert(std::is_trivially_copyable_v<T>);
     put<uint64_t>(v.size());
-    bytes_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+    if (!v.empty()) bytes_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
   }
   void put_string(const std::string& s) {
     put<uint64_t>(s.size());
@@ -70,7 +70,7 @@ class ByteReader {
     const auto n = get<uint64_t>();
     if (n > static_cast<uint64_t>(end_ - p_) / sizeof(T)) truncated();
     std::vector<T> v(static_cast<std::size_t>(n));
-    std::memcpy(v.data(), p_, v.size() * sizeof(T));
+    if (n > 0) std::memcpy(v.data(), p_, v.size() * sizeof(T));
     p_ += v.size() * sizeof(T);
     return v;
   }

@@ -20,10 +20,6 @@
 #include "engine/versions.hpp"
 #include "pipelines/stages.hpp"
 
-#ifndef RENAME_EXCHANGE
-#define RENAME_EXCHANGE (1 << 1)
-#endif
-
 namespace fw::pipelines {
 namespace {
 
@@ -49,25 +45,6 @@ std::vector<std::string> input_files(const std::string& path) {
     }
   }
   return out;
-}
-
-// Exchanges two paths atomically (both exist); false when the filesystem cannot.
-bool exchange(const std::string& a, const std::string& b) {
-#ifdef SYS_renameat2
-  return syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0;
-#else
-  (void)a;
-  (void)b;
-  return false;
-#endif
-}
-
-void sync_dir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
 }
 
 // Every file under `dir`, relative, sorted.
@@ -270,39 +247,15 @@ RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
     std::sort(rep.files.begin(), rep.files.end());
     m["files"] = rep.files;
     write_file_atomic((staging / "manifest.json").string(), m.dump(2) + "\n");
-    sync_dir(staging.string());
+    sync_folder(staging.string());
     rep.manifest = m;
 
     if (ro.before_stage) ro.before_stage("swap");
-    if (fs::exists(target)) {
-      if (!exchange(staging.string(), target.string())) {
-        // No atomic exchange here: move the old folder aside, then the new one in.
-        const fs::path aside = parent / (stem + ".previous-" + pid);
-        fs::rename(target, aside, ec);
-        if (ec)
-          throw_output("cannot move the previous outputs aside: " + ec.message(),
-                       {.file = target.string()});
-        fs::rename(staging, target, ec);
-        if (ec) {
-          fs::rename(aside, target);
-          throw_output("cannot move the outputs into place: " + ec.message(),
-                       {.file = target.string()});
-        }
-        fs::remove_all(aside, ec);
-      } else {
-        fs::remove_all(staging, ec);  // now the previous outputs
-      }
-    } else {
-      fs::rename(staging, target, ec);
-      if (ec)
-        throw_output("cannot move the outputs into place: " + ec.message(),
-                     {.file = target.string()});
-    }
+    replace_folder(staging.string(), target.string());
   } catch (...) {
     fs::remove_all(staging, ec);
     throw;
   }
-  sync_dir(parent.string());
   log::info("run complete",
             {{"dir", target.string()}, {"files", std::to_string(rep.files.size())}});
   return rep;

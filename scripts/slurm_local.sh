@@ -8,6 +8,9 @@
 #   bash scripts/slurm_local.sh stop DIR     # cancel every job, stop the daemons by PID
 #   bash scripts/slurm_local.sh smoke        # start, a 4-task array + an afterok merge job,
 #                                            # check their outputs, stop (whatever happens)
+#   bash scripts/slurm_local.sh sharded-zonal BIN   # start; farmwatch zonal statistics of a synth
+#                                            # scene as a 4-task array and an afterok merge job;
+#                                            # the merged CSV must equal a one-machine run's
 set -euo pipefail
 
 die() {
@@ -122,25 +125,59 @@ stop() {
   stop_pid "$t/munge/munged.pid"
 }
 
-SMOKE_DIR=""
-smoke() {
-  SMOKE_DIR=$(mktemp -d)
-  trap 'stop "$SMOKE_DIR"; rm -rf "$SMOKE_DIR"' EXIT
-  local t=$SMOKE_DIR conf
-  conf=$(start "$t") || die "could not start Slurm"
+# A cluster in a fresh folder ($CLUSTER), stopped and removed when the script exits.
+CLUSTER=""
+temp_cluster() {
+  CLUSTER=$(mktemp -d)
+  trap 'stop "$CLUSTER"; rm -rf "$CLUSTER"' EXIT
+  local conf
+  conf=$(start "$CLUSTER") || die "could not start Slurm"
   eval "$conf"
-  mkdir -p "$t/out"
-  local a m
-  a=$(sbatch --parsable --array=0-3 -o "$t/out/task_%a.out" \
-    --wrap 'echo "task $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT"')
-  m=$(sbatch --parsable --dependency="afterok:$a" -o "$t/out/merge.out" \
-    --wrap "cat $t/out/task_*.out | wc -l")
-  wait_for "[ -z \"\$(squeue -h -j $a,$m)\" ]" 120 || die "jobs $a and $m did not finish"
+  mkdir -p "$CLUSTER/out"
+}
+
+# A 4-task array running $1, then a job running $2 after it (afterok); waits up to $3 seconds.
+# Sets ARRAY and MERGE (the job ids); outputs in $CLUSTER/out/task_<i>.out and merge.out.
+ARRAY=""
+MERGE=""
+array_then_merge() {
+  ARRAY=$(sbatch --parsable --array=0-3 -o "$CLUSTER/out/task_%a.out" --wrap "$1")
+  MERGE=$(sbatch --parsable --dependency="afterok:$ARRAY" -o "$CLUSTER/out/merge.out" --wrap "$2")
+  wait_for "[ -z \"\$(squeue -h -j $ARRAY,$MERGE)\" ]" "$3" ||
+    die "jobs $ARRAY and $MERGE did not finish"
+}
+
+smoke() {
+  temp_cluster
+  local o=$CLUSTER/out
+  array_then_merge 'echo "task $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT"' \
+    "cat $o/task_*.out | wc -l" 120
   for i in 0 1 2 3; do
-    grep -qx "task $i of 4" "$t/out/task_$i.out" || die "array task $i wrote no output"
+    grep -qx "task $i of 4" "$o/task_$i.out" || die "array task $i wrote no output"
   done
-  [ "$(cat "$t/out/merge.out")" = 4 ] || die "the merge job did not run after the array"
-  echo "slurm_local: a 4-task array and an afterok merge job ran (jobs $a, $m)"
+  [ "$(cat "$o/merge.out")" = 4 ] || die "the merge job did not run after the array"
+  echo "slurm_local: a 4-task array and an afterok merge job ran (jobs $ARRAY, $MERGE)"
+}
+
+sharded_zonal() {
+  local fw
+  fw=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+  [ -x "$fw" ] || die "no farmwatch executable at $1"
+  temp_cluster
+  local t=$CLUSTER s=$CLUSTER/scene
+  "$fw" --log-level warn synth --out "$s" --size 1024 --parcels 400 --seed 4 > /dev/null
+  "$fw" --log-level warn indices --input "$s/date1.tif" --mask "$s/date1_scl.tif" \
+    --mask-type scl --index ndvi --out "$s/ndvi" > /dev/null
+  local args="--log-level warn --memory 8 zonal --raster $s/ndvi/ndvi.tif --parcels $s/parcels.gpkg"
+  args="$args --stats count,mean,stdev,p10,median,p90"
+  # shellcheck disable=SC2086
+  "$fw" $args --out "$t/one.csv" > /dev/null
+  array_then_merge "$fw $args --shard \$SLURM_ARRAY_TASK_ID/4 --run-dir $t/run" \
+    "$fw $args --merge $t/run --shards 4 --out $t/merged.csv" 300
+  [ -f "$t/merged.csv" ] || die "the merge job wrote nothing: $(cat "$t"/out/*.out)"
+  cmp "$t/one.csv" "$t/merged.csv" || die "the merged statistics differ from the one-machine run"
+  echo "slurm_local: 4 zonal shards on Slurm (array $ARRAY) and the merge (job $MERGE) equal" \
+    "one machine's"
 }
 
 case "${1:-}" in
@@ -148,5 +185,6 @@ case "${1:-}" in
   start) start "${2:?usage: slurm_local.sh start DIR}" ;;
   stop) stop "${2:?usage: slurm_local.sh stop DIR}" ;;
   smoke) smoke ;;
-  *) die "usage: slurm_local.sh install|start DIR|stop DIR|smoke" ;;
+  sharded-zonal) sharded_zonal "${2:?usage: slurm_local.sh sharded-zonal FARMWATCH}" ;;
+  *) die "usage: slurm_local.sh install|start DIR|stop DIR|smoke|sharded-zonal FARMWATCH" ;;
 esac

@@ -95,6 +95,54 @@ TEST_F(CliZonal, WritesCsvGeoJsonAndGeoPackage) {
   EXPECT_EQ(g->GetLayer(0)->GetFeatureCount(), 120);
 }
 
+// Sharded: three shards, then the merge, write the one-machine CSV byte for byte; a missing or
+// failed shard, another shard count and other inputs are refused with exit 3, naming the shard;
+// rerunning the missing shard lets the merge finish with the same file.
+TEST_F(CliZonal, ShardsThenMergeWriteTheOneMachineFile) {
+  const std::string common = " --memory 8 zonal --raster " + d("ndvi1/ndvi.tif") + " --raster " +
+                             d("change/change_class.tif") + " --parcels " + d("parcels.gpkg") +
+                             " --stats count,mean,stdev,p10,median,p90,majority,frac";
+  const std::string run = d("zrun");
+  std::string out;
+  ASSERT_EQ(test::run(kBin + " --log-level warn" + common + " --out " + d("zone_one.csv"), &out), 0)
+      << out;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(test::run(kBin + " --log-level warn" + common + " --shard " + std::to_string(i) +
+                            "/3 --run-dir " + run,
+                        &out),
+              0)
+        << out;
+  }
+  auto merge = [&](const std::string& target, const std::string& extra) {
+    return test::run(
+        kBin + " --log-level warn" + common + " --merge " + run + " --out " + target + extra, &out);
+  };
+  ASSERT_EQ(merge(d("zone_merged.csv"), " --shards 3"), 0) << out;
+  EXPECT_EQ(read_file(d("zone_merged.csv")), read_file(d("zone_one.csv")));
+  // Another shard count.
+  EXPECT_EQ(merge(d("zone_bad.csv"), " --shards 4"), 3) << out;
+  EXPECT_TRUE(test::contains(out, "belongs to a run of 3 shards, not 4")) << out;
+  EXPECT_EQ(merge(d("zone_bad.csv"), " --shards 2"), 3) << out;
+  EXPECT_TRUE(test::contains(out, "does not match")) << out;
+  // A missing shard, then rerun.
+  std::filesystem::remove_all(run + "/shards/1");
+  EXPECT_EQ(merge(d("zone_bad.csv"), " --shards 3"), 3) << out;
+  EXPECT_TRUE(test::contains(out, "shard 1 of 3 is missing")) << out;
+  EXPECT_FALSE(std::filesystem::exists(d("zone_bad.csv")));
+  ASSERT_EQ(test::run(kBin + " --log-level warn" + common + " --shard 1/3 --run-dir " + run, &out),
+            0)
+      << out;
+  ASSERT_EQ(merge(d("zone_merged2.csv"), " --shards 3"), 0) << out;
+  EXPECT_EQ(read_file(d("zone_merged2.csv")), read_file(d("zone_one.csv")));
+  // Other inputs: the merge of the same run folder with another statistic list.
+  EXPECT_EQ(test::run(kBin + " --log-level warn" + common + ",max --merge " + run +
+                          " --shards 3 --out " + d("zone_bad.csv"),
+                      &out),
+            3)
+      << out;
+  EXPECT_TRUE(test::contains(out, "other inputs or another configuration")) << out;
+}
+
 TEST_F(CliZonal, IndicatorsFindThePlantedEncroachment) {
   std::string out;
   const std::string base = kBin + " --log-level warn indicators --parcels " + d("parcels.gpkg") +

@@ -191,6 +191,23 @@ TEST(ZonalRealData, AllParcelsOutsideIsAClearError) {
 }
 
 // Identical results for any thread count and window size, on a synth-like random layout.
+// n triangles of radius 15 to max_r metres centred anywhere on a W x H 10 m grid (or up to
+// `margin` metres beyond it), as WKT.
+std::vector<std::string> random_triangles(Rng& rng, int n, int64_t W, int64_t H, double margin,
+                                          double max_r) {
+  std::vector<std::string> polys;
+  for (int k = 0; k < n; ++k) {
+    const double x = test::kOriginX + rng.uniform(-margin, static_cast<double>(W) * 10 + margin);
+    const double y = test::kOriginY - rng.uniform(-margin, static_cast<double>(H) * 10 + margin);
+    const double r = rng.uniform(15, max_r);
+    polys.push_back("POLYGON((" + std::to_string(x - r) + " " + std::to_string(y - 0.3 * r) + "," +
+                    std::to_string(x + r) + " " + std::to_string(y - r) + "," +
+                    std::to_string(x + 0.4 * r) + " " + std::to_string(y + r) + "," +
+                    std::to_string(x - r) + " " + std::to_string(y - 0.3 * r) + "))");
+  }
+  return polys;
+}
+
 TEST(Zonal, IndependentOfThreadsAndWindows) {
   test::TempDir d;
   const int64_t W = 1300, H = 900;
@@ -199,17 +216,7 @@ TEST(Zonal, IndependentOfThreadsAndWindows) {
   Rng rng(4);
   for (auto& x : v) x = static_cast<float>(rng.uniform(-1, 1));
   test::write_raster<float>(d / "r.tif", g, {v}, {}, std::nullopt, 256);
-  std::vector<std::string> polys;
-  for (int k = 0; k < 300; ++k) {
-    const double x = test::kOriginX + rng.uniform(-200, W * 10 + 200);
-    const double y = test::kOriginY - rng.uniform(-200, H * 10 + 200);
-    const double r = rng.uniform(15, 900);
-    polys.push_back("POLYGON((" + std::to_string(x - r) + " " + std::to_string(y - 0.3 * r) + "," +
-                    std::to_string(x + r) + " " + std::to_string(y - r) + "," +
-                    std::to_string(x + 0.4 * r) + " " + std::to_string(y + r) + "," +
-                    std::to_string(x - r) + " " + std::to_string(y - 0.3 * r) + "))");
-  }
-  write_polygons(d / "p.gpkg", polys, g.crs());
+  write_polygons(d / "p.gpkg", random_triangles(rng, 300, W, H, 200, 900), g.crs());
   const auto set = load(d / "p.gpkg", g);
   vectors::ZonalOptions o;
   o.stats = {"count", "mean", "stdev", "min", "max", "p10", "median"};
@@ -255,17 +262,8 @@ TEST(Zonal, ShardedMergeEqualsOneMachineBitForBit) {
   }
   test::write_raster<float>(d / "r.tif", g, {v}, {}, std::nullopt, 256);
   test::write_raster<float>(d / "c.tif", g, {cls}, {}, std::nullopt, 256);
-  std::vector<std::string> polys;
-  for (int k = 0; k < 120; ++k) {
-    const double x = test::kOriginX + rng.uniform(0, W * 10.0);
-    const double y = test::kOriginY - rng.uniform(0, H * 10.0);
-    const double r = rng.uniform(15, 1500);  // the largest span several windows and shards
-    polys.push_back("POLYGON((" + std::to_string(x - r) + " " + std::to_string(y - 0.3 * r) + "," +
-                    std::to_string(x + r) + " " + std::to_string(y - r) + "," +
-                    std::to_string(x + 0.4 * r) + " " + std::to_string(y + r) + "," +
-                    std::to_string(x - r) + " " + std::to_string(y - 0.3 * r) + "))");
-  }
-  write_polygons(d / "p.gpkg", polys, g.crs());
+  // The largest span several windows and shards.
+  write_polygons(d / "p.gpkg", random_triangles(rng, 120, W, H, 0, 1500), g.crs());
   const auto set = load(d / "p.gpkg", g);
   vectors::ZonalOptions o;
   o.stats = {"count", "mean", "stdev", "min", "max", "p10", "median", "p90"};
