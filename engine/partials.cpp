@@ -1,6 +1,7 @@
 #include "engine/partials.hpp"
 
 #include <filesystem>
+#include <fstream>
 
 #include "engine/atomic_file.hpp"
 
@@ -39,15 +40,62 @@ void PartialWriter::commit() {
   write_file_atomic(path_, head.bytes() + body_.bytes());
 }
 
+namespace {
+
+// Sequential reads of a partial-results file, with truncation errors naming it.
+class FileCursor {
+ public:
+  explicit FileCursor(const std::string& path) : path_(path), in_(path, std::ios::binary) {
+    if (!in_) throw Error(ExitCode::kInput, "cannot read partial results", {.file = path});
+    size_ = std::filesystem::file_size(path);
+  }
+  template <class T>
+  T get() {
+    T v;
+    read(reinterpret_cast<char*>(&v), sizeof v);
+    return v;
+  }
+  std::string get_string() {
+    const auto n = get<uint64_t>();
+    if (n > size_ - pos_) truncated();
+    std::string s(static_cast<std::size_t>(n), '\0');
+    read(s.data(), s.size());
+    return s;
+  }
+  // Skips a string; returns where its bytes start and how many there are.
+  std::pair<uint64_t, uint64_t> skip_string() {
+    const auto n = get<uint64_t>();
+    if (n > size_ - pos_) truncated();
+    const uint64_t at = pos_;
+    pos_ += n;
+    in_.seekg(static_cast<std::streamoff>(pos_));
+    return {at, n};
+  }
+  bool at_end() const { return pos_ == size_; }
+
+ private:
+  void read(char* p, std::size_t n) {
+    if (n > size_ - pos_ || !in_.read(p, static_cast<std::streamsize>(n))) truncated();
+    pos_ += n;
+  }
+  [[noreturn]] void truncated() const {
+    throw Error(ExitCode::kInput, "truncated or corrupt partial results", {.file = path_});
+  }
+  std::string path_;
+  std::ifstream in_;
+  uint64_t size_ = 0, pos_ = 0;
+};
+
+}  // namespace
+
 PartialSet::PartialSet(const std::vector<std::string>& files, const PartialKey& expected)
-    : files_(files), windows_(expected.windows), owner_(expected.windows, SIZE_MAX) {
+    : files_(files), at_(expected.windows) {
   for (std::size_t f = 0; f < files.size(); ++f) {
     const std::string& path = files[f];
     if (!std::filesystem::exists(path))
       throw Error(ExitCode::kInput, "partial results missing (did this shard finish?)",
                   {.file = path});
-    const std::string data = read_file(path);
-    ByteReader r(data, path);
+    FileCursor r(path);
     char magic[8];
     for (char& c : magic) c = r.get<char>();
     if (std::memcmp(magic, kMagic, sizeof magic) != 0 || r.get<uint32_t>() != kVersion)
@@ -72,26 +120,37 @@ PartialSet::PartialSet(const std::vector<std::string>& files, const PartialKey& 
     const auto n = r.get<uint64_t>();
     for (uint64_t i = 0; i < n; ++i) {
       const auto w = r.get<uint64_t>();
-      if (w >= windows_.size())
+      if (w >= at_.size())
         throw Error(ExitCode::kInput, "partial results name a window outside the plan",
                     {.file = path});
-      if (owner_[w] != SIZE_MAX)
+      if (at_[w].file != SIZE_MAX)
         throw Error(ExitCode::kInput,
-                    "window " + std::to_string(w) + " is also in " + files[owner_[w]] +
+                    "window " + std::to_string(w) + " is also in " + files[at_[w].file] +
                         " (shards overlap: different shard counts?)",
                     {.file = path});
-      windows_[w] = r.get_string();
-      owner_[w] = f;
+      const auto [offset, size] = r.skip_string();
+      at_[w] = {f, offset, size};
     }
-    if (!r.done())
+    if (!r.at_end())
       throw Error(ExitCode::kInput, "trailing bytes after the partial results", {.file = path});
   }
-  for (uint64_t w = 0; w < windows_.size(); ++w) {
-    if (owner_[w] == SIZE_MAX)
+  for (uint64_t w = 0; w < at_.size(); ++w) {
+    if (at_[w].file == SIZE_MAX)
       throw Error(ExitCode::kInput,
-                  "window " + std::to_string(w) + " of " + std::to_string(windows_.size()) +
+                  "window " + std::to_string(w) + " of " + std::to_string(at_.size()) +
                       " is in no shard's partial results (a shard is missing or failed)");
   }
+}
+
+std::string PartialSet::window(uint64_t index) const {
+  const Where& at = at_[index];
+  std::ifstream in(files_[at.file], std::ios::binary);
+  std::string bytes(static_cast<std::size_t>(at.size), '\0');
+  in.seekg(static_cast<std::streamoff>(at.offset));
+  if (!in || !in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())))
+    throw Error(ExitCode::kInput, "cannot read partial results (changed since opened?)",
+                {.file = files_[at.file]});
+  return bytes;
 }
 
 }  // namespace fw

@@ -116,20 +116,25 @@ class PartialWriter {
   uint64_t count_ = 0;
 };
 
-// The windows of one pass from every shard's file.
+// The windows of one pass from every shard's file. The files are indexed when opened (headers
+// checked, records located) and each window is read when asked for, so a merge holds one
+// window's results at a time, not the scene's.
 class PartialSet {
  public:
   // Throws fw::Error (input) naming the file when one is missing, truncated, of another format,
   // run key, pass or plan, or when a window is missing or given twice.
   PartialSet(const std::vector<std::string>& files, const PartialKey& expected);
-  const std::string& window(uint64_t index) const { return windows_[index]; }
-  uint64_t size() const { return windows_.size(); }
-  const std::string& file_of(uint64_t index) const { return files_[owner_[index]]; }
+  std::string window(uint64_t index) const;
+  uint64_t size() const { return at_.size(); }
+  const std::string& file_of(uint64_t index) const { return files_[at_[index].file]; }
 
  private:
+  struct Where {
+    std::size_t file = SIZE_MAX;
+    uint64_t offset = 0, size = 0;
+  };
   std::vector<std::string> files_;
-  std::vector<std::string> windows_;
-  std::vector<std::size_t> owner_;
+  std::vector<Where> at_;
 };
 
 }  // namespace fw

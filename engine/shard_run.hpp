@@ -37,7 +37,8 @@ void replay(const WindowPlan& plan, const PartialSet& set, Deserialize&& deseria
             Consume&& consume) {
   if (set.size() != plan.windows.size()) throw_internal("partial results of another plan");
   for (std::size_t i = 0; i < plan.windows.size(); ++i) {
-    ByteReader r(set.window(i), set.file_of(i) + ", window " + std::to_string(i));
+    const std::string bytes = set.window(i);  // one window in memory at a time
+    ByteReader r(bytes, set.file_of(i) + ", window " + std::to_string(i));
     R item = deserialize(r);
     consume(plan.windows[i], i, item);
   }
