@@ -10,6 +10,7 @@
 #include "engine/error.hpp"
 #include "engine/progress.hpp"
 #include "pipelines/run.hpp"
+#include "pipelines/slurm.hpp"
 #include "pipelines/stages.hpp"
 #include "pipelines/synth.hpp"
 
@@ -18,11 +19,53 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int execute(const pipelines::Config& cfg, bool force) {
+// How a run is split (farmwatch run/monitor --shard, --merge; farmwatch merge).
+struct ShardArgs {
+  std::string shard, run_dir, merge;
+  int phase = 1, shards = 0;
+
+  void add(CLI::App* cmd) {
+    cmd->add_option("--shard", shard, "Run only shard i of N (0-based i/N) of --phase")
+        ->group("Sharded runs (docs/scale-out.md)");
+    cmd->add_option("--phase", phase, "The pass a shard computes (1-based; with --shard)")
+        ->capture_default_str()
+        ->group("Sharded runs (docs/scale-out.md)");
+    cmd->add_option("--run-dir", run_dir, "Shared run folder the shards write (with --shard)")
+        ->group("Sharded runs (docs/scale-out.md)");
+    cmd->add_option("--merge", merge, "Merge the shards in this run folder into the outputs")
+        ->group("Sharded runs (docs/scale-out.md)");
+    cmd->add_option("--shards", shards, "Shard count of the run to merge (with --merge)")
+        ->group("Sharded runs (docs/scale-out.md)");
+  }
+};
+
+int execute(const pipelines::Config& cfg, bool force, const ShardArgs& sh = {}) {
   ProgressReporter progress(stderr_is_terminal());
   pipelines::RunOptions ro;
   ro.force = force;
   ro.scheduler.progress = progress.fn();
+  if (!sh.shard.empty()) {
+    if (sh.run_dir.empty()) throw_usage("--shard needs --run-dir (the shared run folder)");
+    if (!sh.merge.empty()) throw_usage("--shard and --merge are two different jobs");
+    const ShardSpec spec = ShardSpec::parse(sh.shard);
+    const auto r = pipelines::run_shard(cfg, ro, spec, sh.phase, sh.run_dir);
+    progress.finish();
+    if (r.computed) {
+      std::printf("shard %s, phase %d: computed %s in %.1f s into %s\n", spec.text().c_str(),
+                  sh.phase, r.pass.c_str(), r.seconds, r.folder.c_str());
+    } else {
+      std::printf("shard %s, phase %d: nothing to compute (%s is the merge's); recorded in %s\n",
+                  spec.text().c_str(), sh.phase, r.pass.c_str(), r.folder.c_str());
+    }
+    return 0;
+  }
+  if (!sh.run_dir.empty() && sh.merge.empty())
+    throw_usage("--run-dir goes with --shard (for a merge: --merge DIR --shards N)");
+  if (!sh.merge.empty()) {
+    if (sh.shards < 1) throw_usage("--merge needs --shards N");
+    ro.merge_dir = sh.merge;
+    ro.shards = sh.shards;
+  }
   const auto rep = pipelines::run_pipeline(cfg, ro);
   progress.finish();
   if (rep.skipped) {
@@ -62,6 +105,7 @@ struct MonitorArgs {
   std::string parcels, zones, sensor = "auto", mask_before, mask_after, mask_type = "scl", out,
                               history, dem, lst_before, lst_after;
   bool force = false;
+  ShardArgs shard;
 };
 
 // The default pipeline for the given inputs, as pipeline text (JSON is YAML).
@@ -165,13 +209,96 @@ void add_pipeline_commands(CLI::App& app, Action& action) {
       std::string file;
       std::vector<std::string> sets;
       bool force = false;
+      ShardArgs shard;
     };
     auto a = std::make_shared<Args>();
     cmd->add_option("file", a->file, "Pipeline file (YAML or JSON)")->required();
     cmd->add_option("--set", a->sets, "Override a key: key.path=value (repeatable)");
     cmd->add_flag("--force", a->force, "Run even when the outputs are up to date");
+    a->shard.add(cmd);
     cmd->callback([&action, a] {
-      action = [a] { return execute(pipelines::load_pipeline(a->file, a->sets), a->force); };
+      action = [a] {
+        return execute(pipelines::load_pipeline(a->file, a->sets), a->force, a->shard);
+      };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand(
+        "merge", "Merge the shards of a sharded run into the outputs of a one-machine run");
+    struct Args {
+      std::string file;
+      std::vector<std::string> sets;
+      bool force = false;
+      ShardArgs shard;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("file", a->file, "Pipeline file (YAML or JSON), as the shards ran it")
+        ->required();
+    cmd->add_option("--set", a->sets, "Override a key: key.path=value (as the shards had them)");
+    cmd->add_option("--run-dir", a->shard.merge, "The shared run folder the shards wrote")
+        ->required();
+    cmd->add_option("--shards", a->shard.shards, "Shard count")->required();
+    cmd->add_flag("--force", a->force, "Merge even when the outputs are up to date");
+    cmd->callback([&action, a] {
+      action = [a] {
+        return execute(pipelines::load_pipeline(a->file, a->sets), a->force, a->shard);
+      };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand(
+        "slurm", "Run a pipeline as Slurm job arrays (one per phase) and an afterok merge job");
+    struct Args {
+      std::string file, run_dir, partition, time;
+      std::vector<std::string> sets;
+      int shards = 0, phases = 0, cpus = 0;
+      bool dry_run = false;
+    };
+    auto a = std::make_shared<Args>();
+    cmd->add_option("file", a->file, "Pipeline file (YAML or JSON), on storage every node sees")
+        ->required();
+    cmd->add_option("--shards", a->shards, "Tasks per array (shards)")
+        ->required()
+        ->check(CLI::Range(1, 100000));
+    cmd->add_option("--run-dir", a->run_dir,
+                    "Shared run folder for the shards' results (default: the outputs folder's "
+                    "sibling <outputs.dir>.shards)");
+    cmd->add_option("--phases", a->phases,
+                    "Phases (array jobs) to run; default: what the pipeline's passes allow");
+    cmd->add_option("--partition", a->partition, "#SBATCH --partition");
+    cmd->add_option("--time", a->time, "#SBATCH --time, per job (for example 02:00:00)");
+    cmd->add_option("--cpus-per-task", a->cpus, "#SBATCH --cpus-per-task (and --threads)");
+    cmd->add_option("--set", a->sets, "Override a key: key.path=value (passed on to every job)");
+    cmd->add_flag("--dry-run", a->dry_run, "Print the batch scripts instead of submitting them");
+    cmd->callback([&action, a] {
+      action = [a] {
+        const auto cfg = pipelines::load_pipeline(a->file, a->sets);
+        pipelines::SlurmJob j;
+        j.pipeline = a->file;
+        j.sets = a->sets;
+        j.run_dir = a->run_dir.empty() ? cfg.path("outputs.dir") + ".shards" : a->run_dir;
+        j.farmwatch = fs::read_symlink("/proc/self/exe").string();
+        j.shards = a->shards;
+        j.phases = a->phases > 0 ? a->phases : pipelines::shard_phases(cfg);
+        j.memory_mib = default_memory_mib();
+        j.partition = a->partition;
+        j.time = a->time;
+        j.cpus_per_task = a->cpus;
+        if (a->dry_run) {
+          for (const auto& s : pipelines::slurm_scripts(j))
+            std::printf("### %s/slurm/%s\n%s\n", j.run_dir.c_str(), s.name.c_str(), s.text.c_str());
+          return 0;
+        }
+        const auto ids = pipelines::submit_slurm(j);
+        for (std::size_t k = 0; k + 1 < ids.size(); ++k)
+          std::printf("phase %zu: array job %s (%d tasks)\n", k + 1, ids[k].c_str(), j.shards);
+        std::printf("merge: job %s (after phase %d) writes %s\n", ids.back().c_str(), j.phases,
+                    cfg.path("outputs.dir").c_str());
+        std::printf("job ids: %s", ids.front().c_str());
+        for (std::size_t k = 1; k < ids.size(); ++k) std::printf(",%s", ids[k].c_str());
+        std::printf("\n");
+        return 0;
+      };
     });
   }
   {
@@ -197,10 +324,11 @@ void add_pipeline_commands(CLI::App& app, Action& action) {
     cmd->add_option("--set", a->sets, "Override any pipeline key: key.path=value (repeatable)");
     cmd->add_flag("--force", a->force, "Run even when the outputs are up to date");
     cmd->add_option("--out", a->out, "The run folder")->required();
+    a->shard.add(cmd);
     cmd->callback([&action, a] {
       action = [a] {
         return execute(pipelines::load_pipeline_text(monitor_pipeline(*a), "monitor", a->sets),
-                       a->force);
+                       a->force, a->shard);
       };
     });
   }

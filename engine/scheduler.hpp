@@ -19,6 +19,7 @@
 #include "engine/gdal_handles.hpp"
 #include "engine/grid.hpp"
 #include "engine/progress.hpp"
+#include "engine/shard_session.hpp"
 
 namespace fw {
 
@@ -63,6 +64,9 @@ struct SchedulerOptions {
   ProgressFn progress;                  // optional
   std::string label = "working";        // progress label
   const CancelToken* cancel = nullptr;  // optional; the process token is always honoured
+  // A sharded run (engine/shard_session.hpp): passes are replayed from the shards' stored
+  // results, computed for one shard's windows, or computed here.
+  std::shared_ptr<ShardSession> shard;
 };
 
 class BlockScheduler {
@@ -84,6 +88,8 @@ class BlockScheduler {
 
   // compute(const Window&, std::size_t index) -> R runs in parallel;
   // consume(const Window&, std::size_t index, R&) runs serially in window order.
+  // In a sharded run, a pass whose R is Shippable is replayed or computed for one shard instead
+  // (engine/shard_session.hpp).
   template <class R, class Compute, class Consume>
   void run(const WindowPlan& plan, Compute&& compute, Consume&& consume);
 
@@ -100,6 +106,8 @@ class BlockScheduler {
   int peak_in_flight() const { return peak_in_flight_; }
 
  private:
+  template <class R, class Compute, class Consume>
+  bool run_shard_pass(const WindowPlan& plan, Compute& compute, Consume& consume);
   bool cancelled() const;
   void report(std::size_t done, std::size_t total) const;
   int threads_;
@@ -121,10 +129,63 @@ class DatasetPool {
   tbb::enumerable_thread_specific<DatasetPtr> handles_;
 };
 
+// A hash of the plan's geometry (FNV-1a over the raster size, block and window sizes and every
+// window), so that shards cut differently are told apart.
+uint64_t plan_hash(const WindowPlan& plan);
+
 // ---------------------------------------------------------------------------------------------
 
 template <class R, class Compute, class Consume>
+bool BlockScheduler::run_shard_pass(const WindowPlan& plan, Compute& compute, Consume& consume) {
+  ShardSession& s = *options_.shard;
+  const ShardSession::Pass pass = s.begin_pass(options_.label, Shippable<R>);
+  if constexpr (Shippable<R>) {
+    const PartialKey key = s.key(pass.number, options_.label, plan.size(), plan_hash(plan));
+    if (pass.action == ShardSession::Action::kReplay) {
+      const PartialSet set(s.files(pass.number), key);
+      report(0, plan.size());
+      for (std::size_t i = 0; i < plan.size(); ++i) {
+        if (cancelled()) throw Error(ExitCode::kCancelled, "cancelled", {.stage = options_.label});
+        const std::string bytes = set.window(i);  // one window in memory at a time
+        ByteReader in(bytes, set.file_of(i) + ", window " + std::to_string(i));
+        R item = R::read(in);
+        consume(plan.windows[i], i, item);
+        report(i + 1, plan.size());
+      }
+      return true;
+    }
+    if (pass.action == ShardSession::Action::kCompute) {
+      // This shard's windows (balanced by pixels), computed on a scheduler of its own.
+      std::vector<int64_t> weights(plan.size());
+      for (std::size_t i = 0; i < plan.size(); ++i) weights[i] = plan.windows[i].pixels();
+      const ShardRange range =
+          assign_shards(weights, s.spec().count)[static_cast<std::size_t>(s.spec().index)];
+      WindowPlan part = plan;
+      part.windows.assign(plan.windows.begin() + static_cast<std::ptrdiff_t>(range.begin),
+                          plan.windows.begin() + static_cast<std::ptrdiff_t>(range.end));
+      SchedulerOptions local = options_;
+      local.shard.reset();
+      PartialWriter out(s.output_file(), key);
+      BlockScheduler(local).run<std::string>(
+          part,
+          [&](const Window& w, std::size_t i) {
+            ByteWriter b;
+            compute(w, range.begin + i).write(b);
+            return b.take();
+          },
+          [&](const Window&, std::size_t i, std::string& bytes) {
+            out.add(range.begin + i, bytes);
+          });
+      out.commit();
+      s.computed(options_.label);
+    }
+  }
+  return false;
+}
+
+template <class R, class Compute, class Consume>
 void BlockScheduler::run(const WindowPlan& plan, Compute&& compute, Consume&& consume) {
+  if (options_.shard && run_shard_pass<R>(plan, compute, consume)) return;
   const std::size_t total = plan.windows.size();
   std::size_t next = 0, done = 0;
   std::atomic<int> in_flight{0};

@@ -13,10 +13,6 @@
 
 namespace fw {
 
-// A hash of the plan's geometry (FNV-1a over the raster size, block and window sizes and every
-// window), so that shards cut differently are told apart.
-uint64_t plan_hash(const WindowPlan& plan);
-
 // compute(const Window&, std::size_t global_index) -> R in parallel for the windows of `range`;
 // serialize(const R&) -> std::string; the results go to `out` (committed by the caller).
 template <class R, class Compute, class Serialize>

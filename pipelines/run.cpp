@@ -18,6 +18,7 @@
 #include "engine/hash.hpp"
 #include "engine/log.hpp"
 #include "engine/versions.hpp"
+#include "pipelines/shards.hpp"
 #include "pipelines/stages.hpp"
 
 namespace fw::pipelines {
@@ -47,7 +48,8 @@ std::vector<std::string> input_files(const std::string& path) {
   return out;
 }
 
-// Every file under `dir`, relative, sorted.
+}  // namespace
+
 std::vector<std::string> list_files(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
@@ -56,8 +58,6 @@ std::vector<std::string> list_files(const std::string& dir) {
   std::sort(out.begin(), out.end());
   return out;
 }
-
-}  // namespace
 
 std::string hash_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -114,19 +114,9 @@ RunLock::~RunLock() {
   }
 }
 
-RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
-  RunReport rep;
-  const fs::path target = fs::absolute(cfg.path("outputs.dir")).lexically_normal();
-  rep.target = target.string();
-  const fs::path parent = target.parent_path();
-  std::error_code ec;
-  fs::create_directories(parent, ec);
-  if (ec) throw_output("cannot create folder: " + ec.message(), {.file = parent.string()});
-  RunLock lock(target.string());
-
-  // What goes in: every input file's size and content hash, the configuration, the software.
-  const auto t_start = std::chrono::steady_clock::now();
-  nlohmann::json inputs = nlohmann::json::array();
+RunIdentity identify_run(const Config& cfg) {
+  RunIdentity id;
+  id.inputs = nlohmann::json::array();
   std::vector<std::string> paths;
   for (const OptionSpec* o : all_options()) {
     if (o->type == OptType::kFile && !cfg.path(o->key).empty()) paths.push_back(cfg.path(o->key));
@@ -146,13 +136,79 @@ RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
   uint64_t key = mix64(0xfa53u);
   for (std::size_t i = 0; i < files.size(); ++i) {
     const auto size = static_cast<int64_t>(fs::file_size(files[i]));
-    inputs.push_back({{"path", files[i]}, {"bytes", size}, {"hash", hashes[i]}});
+    id.inputs.push_back({{"path", files[i]}, {"bytes", size}, {"hash", hashes[i]}});
     for (char ch : hashes[i]) key = mix64(key ^ static_cast<uint8_t>(ch));
   }
   const std::string config_json = cfg.effective_json();
   for (char ch : config_json) key = mix64(key ^ static_cast<uint8_t>(ch));
   for (char ch : farmwatch_version()) key = mix64(key ^ static_cast<uint8_t>(ch));
-  const std::string run_key = hex64(key);
+  id.run_key = hex64(key);
+  return id;
+}
+
+namespace {
+
+std::string phase_group(int phase) {
+  return "phase-" + std::to_string(phase);
+}
+
+ShardSession::Folder phase_folders(const std::string& run_dir) {
+  return
+      [run_dir](int phase, int shard) { return shard_folder(run_dir, shard, phase_group(phase)); };
+}
+
+}  // namespace
+
+RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
+  RunReport rep;
+  const fs::path target = fs::absolute(cfg.path("outputs.dir")).lexically_normal();
+  rep.target = target.string();
+  const fs::path parent = target.parent_path();
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) throw_output("cannot create folder: " + ec.message(), {.file = parent.string()});
+  RunLock lock(target.string());
+
+  // What goes in: every input file's size and content hash, the configuration, the software.
+  const auto t_start = std::chrono::steady_clock::now();
+  const RunIdentity id = identify_run(cfg);
+  const nlohmann::json& inputs = id.inputs;
+  const std::string& run_key = id.run_key;
+  const std::string config_json = cfg.effective_json();
+
+  // A merge: every phase the shards ran, checked before anything is read (the shared run
+  // folder's lock keeps a second merge out).
+  std::optional<RunLock> merge_lock;
+  std::shared_ptr<ShardSession> session;
+  nlohmann::json sharded;
+  if (!ro.merge_dir.empty()) {
+    if (ro.shards < 1) throw_usage("a merge needs the shard count (--shards N)");
+    merge_lock.emplace(ro.merge_dir);
+    int phases = 0;
+    for (int k = 1;; ++k) {
+      const std::string group = phase_group(k);
+      if (k > 1 && !fs::exists(fs::path(ro.merge_dir) / group)) break;
+      const auto shards = check_shards(ro.merge_dir, ro.shards, run_key, group);
+      const bool computed = shards[0].json.value("computed", false);
+      for (const auto& m : shards) {
+        if (m.json.value("computed", false) != computed)
+          throw Error(ExitCode::kInput,
+                      "the shards of " + group + " disagree on what they computed (shard 0: " +
+                          shards[0].json.value("pass", "") + ", shard " + std::to_string(m.index) +
+                          ": " + m.json.value("pass", "") + ")",
+                      {.file = shard_folder(ro.merge_dir, m.index, group)});
+      }
+      if (!computed) break;  // this phase and the rest are the merge's
+      phases = k;
+    }
+    session = ShardSession::merge(ro.shards, phases, run_key, phase_folders(ro.merge_dir));
+    sharded = {{"run_dir", fs::absolute(ro.merge_dir).lexically_normal().string()},
+               {"shards", ro.shards},
+               {"phases", phases}};
+    log::info("merging a sharded run", {{"run_dir", ro.merge_dir},
+                                        {"shards", std::to_string(ro.shards)},
+                                        {"phases", std::to_string(phases)}});
+  }
 
   // Up to date?
   const fs::path old_manifest = target / "manifest.json";
@@ -188,6 +244,7 @@ RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
 
   RunContext x{cfg, staging.string(), ro.scheduler};
   x.run_key = run_key;
+  x.so.shard = session;
   nlohmann::json timings = nlohmann::json::object();
   try {
     for (const StageSpec& s : stages()) {
@@ -232,6 +289,7 @@ RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
                       {"method", t.method}});
       m["thresholds"] = th;
     }
+    if (session) m["sharded"] = sharded;
     m["seconds"] = timings;
     m["seconds_total"] =
         std::round(
@@ -258,6 +316,64 @@ RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
   }
   log::info("run complete",
             {{"dir", target.string()}, {"files", std::to_string(rep.files.size())}});
+  return rep;
+}
+
+ShardReport run_shard(const Config& cfg, const RunOptions& ro, ShardSpec spec, int phase,
+                      const std::string& run_dir) {
+  if (phase < 1) throw_usage("--phase is 1 or more, not " + std::to_string(phase));
+  const auto t_start = std::chrono::steady_clock::now();
+  const RunIdentity id = identify_run(cfg);
+  ShardOutput out(run_dir, spec, id.run_key, phase_group(phase));
+  // Intermediate rasters the shard replays (earlier passes) are written here, never published.
+  const fs::path scratch =
+      fs::path(out.staging()).parent_path() /
+      (".scratch-" + std::to_string(spec.index) + "-" + std::to_string(::getpid()));
+  std::error_code ec;
+  fs::remove_all(scratch, ec);
+  fs::create_directories(scratch, ec);
+  if (ec) throw_output("cannot create folder: " + ec.message(), {.file = scratch.string()});
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() {
+      std::error_code e;
+      fs::remove_all(p, e);
+    }
+  } cleanup{scratch};
+
+  RunContext x{cfg, scratch.string(), ro.scheduler};
+  x.run_key = id.run_key;
+  x.so.shard = ShardSession::shard(spec, phase, id.run_key, phase_folders(run_dir), out.staging());
+  ShardReport rep;
+  rep.pass = "the end of the raster passes";
+  try {
+    try {
+      for (const StageSpec& s : stages()) {
+        if (!s.run) continue;
+        // What follows the raster passes (the history store, the report) is the merge's.
+        if (s.name == "history" || s.name == "writers") break;
+        log::info("stage",
+                  {{"stage", s.name}, {"shard", spec.text()}, {"phase", std::to_string(phase)}});
+        try {
+          s.run(x);
+        } catch (const Error& e) {
+          throw e.with({.stage = s.name});
+        }
+      }
+    } catch (const ShardPhaseDone& done) {
+      rep.computed = done.computed;
+      rep.pass = done.pass;
+    }
+  } catch (const std::exception& e) {
+    out.fail(e.what());
+    throw;
+  }
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  out.extra() = {{"phase", phase}, {"computed", rep.computed}, {"pass", rep.pass}};
+  out.publish(rep.seconds);
+  rep.folder = shard_folder(run_dir, spec.index, phase_group(phase));
+  log::info(rep.computed ? "shard phase computed" : "shard phase: nothing to compute",
+            {{"shard", spec.text()}, {"phase", std::to_string(phase)}, {"pass", rep.pass}});
   return rep;
 }
 

@@ -56,6 +56,10 @@ struct RunContext {
 struct RunOptions {
   bool force = false;  // run even when the target is up to date
   SchedulerOptions scheduler;
+  // A merge (farmwatch merge): the shared run folder the shards wrote, and their count. The run
+  // replays the passes the shards computed and writes exactly a one-machine run's outputs.
+  std::string merge_dir;
+  int shards = 0;
   // Test hook: called with each stage's name before it runs.
   std::function<void(const std::string&)> before_stage;
 };
@@ -69,8 +73,35 @@ struct RunReport {
 };
 
 // Throws fw::Error: locked (6) when another run holds the folder, and the stages' errors (the
-// target then keeps its previous outputs).
+// target then keeps its previous outputs). A merge also refuses, publishing nothing, a shard
+// that is missing, failed, of other inputs or configuration, or of another shard count, and a
+// run folder another merge holds.
 RunReport run_pipeline(const Config& cfg, const RunOptions& options = {});
+
+// What a run is: its inputs (paths, sizes, content hashes) and its key (the inputs' hashes, the
+// effective configuration and the software version).
+struct RunIdentity {
+  nlohmann::json inputs;
+  std::string run_key;
+};
+RunIdentity identify_run(const Config& cfg);
+
+// Phase `phase` of shard `spec` of a sharded run (farmwatch run --shard i/N --phase k): replays
+// the passes of the earlier phases from <run_dir>/phase-<j>/*, computes this shard's windows of
+// pass `phase` and publishes them with a manifest in <run_dir>/phase-<phase>/<i>/ (replacing an
+// earlier attempt). A phase past the passes the shards can take publishes a manifest that says
+// so (computed false); a failure publishes a manifest marked failed and rethrows.
+struct ShardReport {
+  bool computed = false;
+  std::string pass;  // the pass computed, or where the shard stopped
+  std::string folder;
+  double seconds = 0;
+};
+ShardReport run_shard(const Config& cfg, const RunOptions& options, ShardSpec spec, int phase,
+                      const std::string& run_dir);
+
+// Every regular file under `dir`, relative, sorted.
+std::vector<std::string> list_files(const std::string& dir);
 
 // The target folder's lock, held while the object lives. Throws fw::Error (locked) naming the
 // holder's pid and start time when another live process holds it.

@@ -9,29 +9,22 @@
 #include "engine/atomic_file.hpp"
 #include "engine/error.hpp"
 #include "pipelines/history.hpp"
+#include "pipelines/run.hpp"
 
 namespace fw::pipelines {
-namespace {
-
 namespace fs = std::filesystem;
 
-std::vector<std::string> files_under(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) out.push_back(fs::relative(e.path(), dir).string());
-  std::sort(out.begin(), out.end());
-  return out;
+std::string shard_folder(const std::string& run_dir, int index, const std::string& group) {
+  return (fs::path(run_dir) / group / std::to_string(index)).string();
 }
 
-}  // namespace
-
-std::string shard_folder(const std::string& run_dir, int index) {
-  return (fs::path(run_dir) / "shards" / std::to_string(index)).string();
-}
-
-ShardOutput::ShardOutput(std::string run_dir, ShardSpec shard, std::string run_key)
-    : run_dir_(std::move(run_dir)), shard_(shard), run_key_(std::move(run_key)) {
-  const fs::path target = shard_folder(run_dir_, shard_.index);
+ShardOutput::ShardOutput(std::string run_dir, ShardSpec shard, std::string run_key,
+                         std::string group)
+    : run_dir_(std::move(run_dir)),
+      shard_(shard),
+      run_key_(std::move(run_key)),
+      group_(std::move(group)) {
+  const fs::path target = shard_folder(run_dir_, shard_.index, group_);
   fs::create_directories(target.parent_path());
   staging_ = (target.parent_path() /
               ("." + target.filename().string() + ".staging-" + std::to_string(::getpid())))
@@ -49,7 +42,7 @@ ShardOutput::~ShardOutput() {
 }
 
 void ShardOutput::finish(const std::string& status, const std::string& error, double seconds) {
-  nlohmann::json m;
+  nlohmann::json m = extra_;
   m["run_key"] = run_key_;
   m["shard"] = shard_.index;
   m["shards"] = shard_.count;
@@ -57,9 +50,9 @@ void ShardOutput::finish(const std::string& status, const std::string& error, do
   if (!error.empty()) m["error"] = error;
   m["finished"] = history::now_utc();
   m["seconds"] = seconds;
-  m["files"] = files_under(staging_);
+  m["files"] = list_files(staging_);
   write_file_atomic((fs::path(staging_) / "shard.json").string(), m.dump(2) + "\n");
-  replace_folder(staging_, shard_folder(run_dir_, shard_.index));
+  replace_folder(staging_, shard_folder(run_dir_, shard_.index, group_));
   done_ = true;
 }
 
@@ -74,14 +67,15 @@ void ShardOutput::fail(const std::string& error) {
 }
 
 std::vector<ShardManifest> check_shards(const std::string& run_dir, int count,
-                                        const std::string& run_key) {
+                                        const std::string& run_key, const std::string& group) {
   std::vector<ShardManifest> out;
+  const std::string phase = group == "shards" ? "" : " (" + group + ")";
   for (int i = 0; i < count; ++i) {
-    const std::string dir = shard_folder(run_dir, i);
+    const std::string dir = shard_folder(run_dir, i, group);
     const std::string path = (fs::path(dir) / "shard.json").string();
     if (!fs::exists(path)) {
       throw Error(ExitCode::kInput,
-                  "shard " + std::to_string(i) + " of " + std::to_string(count) +
+                  "shard " + std::to_string(i) + " of " + std::to_string(count) + phase +
                       " is missing (not run, or still running): run it, then merge again",
                   {.file = dir});
     }
@@ -101,7 +95,8 @@ std::vector<ShardManifest> check_shards(const std::string& run_dir, int count,
     s.finished = m.value("finished", "");
     s.seconds = m.value("seconds", 0.0);
     s.files = m.value("files", std::vector<std::string>{});
-    const std::string name = "shard " + std::to_string(i);
+    s.json = m;
+    const std::string name = "shard " + std::to_string(i) + phase;
     if (s.status != "ok") {
       throw Error(ExitCode::kInput,
                   name + " failed (" + (s.error.empty() ? s.status : s.error) +
@@ -126,12 +121,12 @@ std::vector<ShardManifest> check_shards(const std::string& run_dir, int count,
     }
     out.push_back(std::move(s));
   }
-  const fs::path extra = shard_folder(run_dir, count);
+  const fs::path extra = shard_folder(run_dir, count, group);
   if (fs::exists(extra)) {
     throw Error(ExitCode::kInput,
                 "a shard folder beyond the " + std::to_string(count) +
-                    " shards: the shard count does not match (remove the run folder's shards/ "
-                    "to start over)",
+                    " shards: the shard count does not match (remove the run folder's " + group +
+                    "/ to start over)",
                 {.file = extra.string()});
   }
   return out;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/shard.hpp"
 
 namespace fw::pipelines {
@@ -20,17 +22,21 @@ struct ShardManifest {
   std::string finished;
   double seconds = 0;
   std::vector<std::string> files;  // relative to the shard's folder
+  nlohmann::json json;             // the whole manifest
 };
 
-// <run>/shards/<i>
-std::string shard_folder(const std::string& run_dir, int index);
+// <run>/<group>/<i>: group "shards" for a one-pass command (farmwatch zonal), "phase-<k>" for
+// phase k of a pipeline run.
+std::string shard_folder(const std::string& run_dir, int index,
+                         const std::string& group = "shards");
 
 // A shard's folder while it is written: files go into staging(); publish() writes the manifest
 // and moves the folder into place; fail() publishes a manifest marked failed instead (and no
 // partial results); a ShardOutput destroyed before either leaves the published folder as it was.
 class ShardOutput {
  public:
-  ShardOutput(std::string run_dir, ShardSpec shard, std::string run_key);
+  ShardOutput(std::string run_dir, ShardSpec shard, std::string run_key,
+              std::string group = "shards");
   ~ShardOutput();
   ShardOutput(const ShardOutput&) = delete;
   ShardOutput& operator=(const ShardOutput&) = delete;
@@ -38,12 +44,15 @@ class ShardOutput {
   const std::string& staging() const { return staging_; }
   void publish(double seconds);
   void fail(const std::string& error);
+  // More manifest fields (for example a pipeline shard's phase and pass).
+  nlohmann::json& extra() { return extra_; }
 
  private:
   void finish(const std::string& status, const std::string& error, double seconds);
   std::string run_dir_, staging_;
   ShardSpec shard_;
-  std::string run_key_;
+  std::string run_key_, group_;
+  nlohmann::json extra_ = nlohmann::json::object();
   bool done_ = false;
 };
 
@@ -52,6 +61,7 @@ class ShardOutput {
 // (other inputs or configuration), of another shard count, or when there are more shard
 // folders than `count`.
 std::vector<ShardManifest> check_shards(const std::string& run_dir, int count,
-                                        const std::string& run_key);
+                                        const std::string& run_key,
+                                        const std::string& group = "shards");
 
 }  // namespace fw::pipelines

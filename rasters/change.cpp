@@ -284,7 +284,12 @@ std::string write_cover(PairReader& reader, const Grid& grid, const WindowPlan& 
   const Window full = grid.full_window();
   SchedulerOptions s3 = so;
   s3.label = "sub-pixel change cover";
-  BlockScheduler(s3).run<std::vector<std::shared_ptr<CogWriter::Chunk>>>(
+  struct Chunks {
+    std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;
+    void write(ByteWriter& b) const { CogWriter::write_chunks(chunks, b); }
+    static Chunks read(ByteReader& b) { return {CogWriter::read_chunks(b)}; }
+  };
+  BlockScheduler(s3).run<Chunks>(
       plan,
       [&](const Window& w, std::size_t) {
         const Window ew =
@@ -310,10 +315,10 @@ std::string write_cover(PairReader& reader, const Grid& grid, const WindowPlan& 
         std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;
         for (int c = 0; c < kCats; ++c)
           chunks.push_back(out.encode(c + 1, w, cover.data() + static_cast<std::size_t>(c) * nc));
-        return chunks;
+        return Chunks{std::move(chunks)};
       },
-      [&](const Window&, std::size_t, std::vector<std::shared_ptr<CogWriter::Chunk>>& chunks) {
-        for (auto& ch : chunks) out.add(ch);
+      [&](const Window&, std::size_t, Chunks& c) {
+        for (auto& ch : c.chunks) out.add(ch);
       });
   out.commit();
   return out.path();
@@ -466,6 +471,20 @@ ChangeResult detect_change(const Imagery& before, const Imagery& after, const Gr
     std::vector<Histogram> h;
     int64_t valid = 0;
     std::vector<float> sample;
+    void write(ByteWriter& b) const {
+      b.put<uint64_t>(h.size());
+      for (const Histogram& x : h) x.write(b);
+      b.put(valid);
+      b.put_vector(sample);
+    }
+    static Partial read(ByteReader& b) {
+      Partial p;
+      const auto n = b.get<uint64_t>();
+      for (uint64_t i = 0; i < n && b.left() > 0; ++i) p.h.push_back(Histogram::read(b));
+      p.valid = b.get<int64_t>();
+      p.sample = b.get_vector<float>();
+      return p;
+    }
   };
   auto first_pass = [&](bool hist, bool sample, const char* label) {
     auto empty = [&] {
@@ -717,6 +736,18 @@ ChangeResult detect_change(const Imagery& before, const Imagery& after, const Gr
     std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;
     std::array<std::array<int64_t, 4>, kChangeCategories> counts{};
     int64_t nodata = 0;
+    void write(ByteWriter& b) const {
+      CogWriter::write_chunks(chunks, b);
+      b.put(counts);
+      b.put(nodata);
+    }
+    static Out read(ByteReader& b) {
+      Out o;
+      o.chunks = CogWriter::read_chunks(b);
+      o.counts = b.get<std::array<std::array<int64_t, 4>, kChangeCategories>>();
+      o.nodata = b.get<int64_t>();
+      return o;
+    }
   };
   std::vector<CogWriter*> writers = {&wcls, &wint, wmag.get()};
   if (wdir) writers.push_back(wdir.get());

@@ -294,6 +294,24 @@ std::shared_ptr<CogWriter::Chunk> CogWriter::read_chunk(ByteReader& in) {
   return c;
 }
 
+void CogWriter::write_chunks(const std::vector<std::shared_ptr<Chunk>>& chunks, ByteWriter& out) {
+  out.put<uint64_t>(chunks.size());
+  for (const auto& c : chunks) {
+    out.put<uint8_t>(c ? 1 : 0);
+    if (c) write_chunk(*c, out);
+  }
+}
+
+std::vector<std::shared_ptr<CogWriter::Chunk>> CogWriter::read_chunks(ByteReader& in) {
+  const auto n = in.get<uint64_t>();
+  if (n > in.left()) throw Error(ExitCode::kInput, "partial results: corrupt raster chunks");
+  std::vector<std::shared_ptr<Chunk>> out(static_cast<std::size_t>(n));
+  for (auto& c : out) {
+    if (in.get<uint8_t>()) c = read_chunk(in);
+  }
+  return out;
+}
+
 struct CogWriter::Fast {
   struct Level {
     int64_t w = 0, h = 0, ntx = 0, nty = 0;
@@ -414,7 +432,8 @@ CogWriter::CogWriter(std::string path, const Grid& grid, int bands, CogOptions o
       grid_(grid),
       options_(std::move(options)),
       final_(path_),
-      raw_(final_.temp() + ".raw.tif") {
+      raw_(final_.temp() + ".raw"),
+      bands_(bands) {
   const bool fast = bands == 1 && options_.category_names.empty() &&
                     (options_.compress == "DEFLATE" || options_.compress == "NONE") &&
                     (options_.type == GDT_Float32 || options_.type == GDT_Int16 ||
@@ -441,13 +460,20 @@ CogWriter::CogWriter(std::string path, const Grid& grid, int bands, CogOptions o
     fast_->next_base.assign(fast_->levels.size(), 0);
     return;
   }
-  ds_ = create_gtiff(
-      raw_.temp(), grid, bands, options_.type,
-      GdalOptions{}.set("COMPRESS", "NONE").set("PREDICTOR", "1").set("BIGTIFF", "IF_NEEDED"), kT);
+  raw_fd_ = ::open(raw_.temp().c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (raw_fd_ < 0)
+    throw_output(
+        "cannot create a temporary file beside the output: " + std::string(std::strerror(errno)),
+        {.file = raw_.temp()});
+  const auto bytes =
+      static_cast<off_t>(grid.width() * grid.height() * bands * type_size(options_.type));
+  if (::ftruncate(raw_fd_, bytes) != 0)
+    throw_output("cannot size a temporary file: " + std::string(std::strerror(errno)),
+                 {.file = raw_.temp()});
 }
 
 CogWriter::~CogWriter() {
-  ds_.reset();
+  if (raw_fd_ >= 0) ::close(raw_fd_);
 }
 
 std::shared_ptr<CogWriter::Chunk> CogWriter::encode(int band, const Window& win,
@@ -510,10 +536,26 @@ std::shared_ptr<CogWriter::Chunk> CogWriter::encode_values(int band, const Windo
 
 void CogWriter::add(const std::shared_ptr<Chunk>& c) {
   if (!fast_) {
-    try {
-      write_window(*ds_, c->band, c->win, options_.type, c->raw.data());
-    } catch (const Error& e) {
-      throw Error(e.code(), e.message(), {.file = path_, .band = c->band});
+    const auto ts = static_cast<int64_t>(type_size(options_.type));
+    const int64_t W = grid_.width(), H = grid_.height();
+    const auto row_bytes = static_cast<std::size_t>(c->win.w * ts);
+    if (c->band < 1 || c->band > bands_ ||
+        c->raw.size() != row_bytes * static_cast<std::size_t>(c->win.h))
+      throw_internal("a raster chunk of another band or size");
+    for (int64_t r = 0; r < c->win.h; ++r) {
+      const auto at = static_cast<off_t>((((c->band - 1) * H + c->win.y + r) * W + c->win.x) * ts);
+      const unsigned char* src = c->raw.data() + static_cast<std::size_t>(r) * row_bytes;
+      std::size_t done = 0;
+      while (done < row_bytes) {
+        const ssize_t n =
+            ::pwrite(raw_fd_, src + done, row_bytes - done, at + static_cast<off_t>(done));
+        if (n <= 0)
+          throw Error(ExitCode::kOutput,
+                      "cannot write temporary raster data (disk full?): " +
+                          std::string(std::strerror(errno)),
+                      {.file = path_, .band = c->band});
+        done += static_cast<std::size_t>(n);
+      }
     }
     return;
   }
@@ -750,19 +792,37 @@ void CogWriter::commit() {
     final_.commit();
     return;
   }
-  // GDAL path: overviews and statistics on the uncompressed temporary, then the COG driver.
-  std::vector<int> levels;
-  for (int fct = 2; std::max(ds_->GetRasterXSize(), ds_->GetRasterYSize()) / fct >= 256; fct *= 2) {
-    levels.push_back(fct);
+  // GDAL path: the temporary seen through a VRT, statistics and metadata on it, then the COG
+  // driver (which builds the overviews).
+  if (::close(raw_fd_) != 0) {
+    raw_fd_ = -1;
+    throw_output("cannot write temporary raster data: " + std::string(std::strerror(errno)),
+                 {.file = path_});
   }
-  CPLErrorReset();
-  if (!levels.empty() &&
-      ds_->BuildOverviews(options_.overview_resampling.c_str(), static_cast<int>(levels.size()),
-                          levels.data(), 0, nullptr, nullptr, nullptr) != CE_None) {
-    throw_output("cannot build overviews: " + last_gdal_error(), {.file = path_});
+  raw_fd_ = -1;
+  const int64_t W = grid_.width(), H = grid_.height();
+  const auto ts = static_cast<int64_t>(type_size(options_.type));
+  DatasetPtr vrt(
+      static_cast<GDALDataset*>(GDALCreate(GDALGetDriverByName("VRT"), "", static_cast<int>(W),
+                                           static_cast<int>(H), 0, options_.type, nullptr)));
+  if (!vrt) throw_output("cannot create a VRT: " + last_gdal_error(), {.file = path_});
+  vrt->SetGeoTransform(const_cast<double*>(grid_.transform().c.data()));
+  if (!grid_.crs().empty()) vrt->SetSpatialRef(grid_.crs().ogr());
+  for (int b = 1; b <= bands_; ++b) {
+    GdalOptions bo;
+    bo.set("subclass", "VRTRawRasterBand")
+        .set("SourceFilename", raw_.temp())
+        .set("RelativeToVRT", "0")
+        .set("ImageOffset", std::to_string((b - 1) * H * W * ts))
+        .set("PixelOffset", std::to_string(ts))
+        .set("LineOffset", std::to_string(W * ts))
+        .set("ByteOrder", "LSB");
+    CPLErrorReset();
+    if (vrt->AddBand(options_.type, bo.get()) != CE_None)
+      throw_output("cannot read back temporary raster data: " + last_gdal_error(), {.file = path_});
   }
-  for (int b = 1; b <= ds_->GetRasterCount(); ++b) {
-    GDALRasterBand* band = ds_->GetRasterBand(b);
+  for (int b = 1; b <= vrt->GetRasterCount(); ++b) {
+    GDALRasterBand* band = vrt->GetRasterBand(b);
     if (static_cast<std::size_t>(b) <= options_.descriptions.size()) {
       band->SetDescription(options_.descriptions[static_cast<std::size_t>(b - 1)].c_str());
     }
@@ -781,12 +841,13 @@ void CogWriter::commit() {
       band->SetStatistics(mn, mx, mean, sd);
     }
   }
-  for (const auto& [k, v] : options_.metadata) ds_->SetMetadataItem(k.c_str(), v.c_str());
-  ds_->FlushCache(true);
+  for (const auto& [k, v] : options_.metadata) vrt->SetMetadataItem(k.c_str(), v.c_str());
+  vrt->FlushCache(true);
   GdalOptions co;
   co.set("COMPRESS", options_.compress).set("NUM_THREADS", std::to_string(threads));
   co.set("BIGTIFF", "IF_SAFER")
-      .set("OVERVIEWS", "FORCE_USE_EXISTING")
+      .set("OVERVIEWS", "AUTO")
+      .set("OVERVIEW_RESAMPLING", options_.overview_resampling)
       .set("BLOCKSIZE", std::to_string(kT));
   if (options_.compress != "NONE") {
     co.set("PREDICTOR", "YES");
@@ -794,12 +855,12 @@ void CogWriter::commit() {
       co.set("LEVEL", std::to_string(options_.level));
   }
   CPLErrorReset();
-  DatasetPtr out(driver("COG").CreateCopy(final_.temp().c_str(), ds_.get(), false, co.get(),
+  DatasetPtr out(driver("COG").CreateCopy(final_.temp().c_str(), vrt.get(), false, co.get(),
                                           nullptr, nullptr));
   if (!out)
     throw_output("cannot write the Cloud-Optimized GeoTIFF: " + last_gdal_error(), {.file = path_});
   close_dataset(out, path_);
-  ds_.reset();
+  vrt.reset();
   raw_.discard();
   final_.commit();
 }

@@ -58,6 +58,9 @@ class CogWriter {
   // them in window order and gets the one-machine file, byte for byte).
   static void write_chunk(const Chunk& chunk, ByteWriter& out);
   static std::shared_ptr<Chunk> read_chunk(ByteReader& in);
+  // Several chunks (null ones included) stored and read back exactly.
+  static void write_chunks(const std::vector<std::shared_ptr<Chunk>>& chunks, ByteWriter& out);
+  static std::vector<std::shared_ptr<Chunk>> read_chunks(ByteReader& in);
   void write(int band, const Window& win, const void* data) { add(encode(band, win, data)); }
 
   // Finishes the file and moves it into place; throws fw::Error (output) on failure.
@@ -71,7 +74,11 @@ class CogWriter {
   Grid grid_;
   CogOptions options_;
   AtomicPath final_, raw_;
-  DatasetPtr ds_;               // GDAL path: the uncompressed temporary
+  // GDAL path: the windows go into a plain band-sequential file with our own writes (GDAL's
+  // block cache is shared by every thread: a dirty block of a dataset written here could be
+  // flushed by another thread's read, racing the writes), read back through a VRT at commit().
+  int raw_fd_ = -1;
+  int bands_ = 1;
   std::unique_ptr<Fast> fast_;  // fast path state
 };
 

@@ -198,6 +198,17 @@ IndexRunResult compute_indices(const Imagery& im, const Grid& analysis, const In
   struct Out {
     std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;  // one per index, encoded
     int64_t valid = 0;
+    // Shipped between shards (engine/shard_session.hpp).
+    void write(ByteWriter& b) const {
+      CogWriter::write_chunks(chunks, b);
+      b.put(valid);
+    }
+    static Out read(ByteReader& b) {
+      Out o;
+      o.chunks = CogWriter::read_chunks(b);
+      o.valid = b.get<int64_t>();
+      return o;
+    }
   };
   // Windows aligned to both the input blocks and the output tiles.
   auto align = [](int block, int64_t size) -> int {

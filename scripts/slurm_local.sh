@@ -11,6 +11,10 @@
 #   bash scripts/slurm_local.sh sharded-zonal BIN   # start; farmwatch zonal statistics of a synth
 #                                            # scene as a 4-task array and an afterok merge job;
 #                                            # the merged CSV must equal a one-machine run's
+#   bash scripts/slurm_local.sh sharded-run BIN     # start; `farmwatch slurm` runs a pipeline on
+#                                            # a synth scene as 4-task arrays (one per phase)
+#                                            # and an afterok merge; every output must equal a
+#                                            # one-machine run's
 set -euo pipefail
 
 die() {
@@ -180,11 +184,68 @@ sharded_zonal() {
     "one machine's"
 }
 
+# The features of a vector file as text, without the times of day (when it was written).
+features() {
+  ogrinfo -ro -al "$1" | grep -v -e '^INFO' -E -e 'T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
+}
+
+# Every file of folder $1 equals folder $2's: bytes, except the manifest (times) and the
+# GeoPackages (compared feature by feature with ogrinfo, times left out).
+same_outputs() {
+  local a=$1 b=$2 f n=0
+  [ "$(cd "$a" && find . -type f | sort)" = "$(cd "$b" && find . -type f | sort)" ] ||
+    die "the file lists differ: $a, $b"
+  while IFS= read -r f; do
+    case "$f" in
+      ./manifest.json) continue ;;
+      *.gpkg)
+        diff <(features "$a/$f") <(features "$b/$f") > /dev/null || die "$f differs" ;;
+      *) cmp -s "$a/$f" "$b/$f" || die "$f differs from the one-machine run's" ;;
+    esac
+    n=$((n + 1))
+  done < <(cd "$a" && find . -type f | sort)
+  echo "$n"
+}
+
+sharded_run() {
+  local fw
+  fw=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+  [ -x "$fw" ] || die "no farmwatch executable at $1"
+  temp_cluster
+  local t=$CLUSTER s=$CLUSTER/scene
+  "$fw" --log-level warn synth --out "$s" --size 1100 --parcels 300 --seed 6 > /dev/null
+  cat > "$t/p.yaml" <<YAML
+inputs:
+  before: {files: [$s/date1.tif], mask: $s/date1_scl.tif, date: 2024-05-01}
+  after: {files: [$s/date2.tif], mask: $s/date2_scl.tif, date: 2024-09-01}
+  parcels: {file: $s/parcels.gpkg}
+outputs: {dir: $t/out}
+history: {store: $t/history.gpkg}
+YAML
+  "$fw" --log-level warn --memory 8 run "$t/p.yaml" > /dev/null
+  mv "$t/out" "$t/one"
+  mv "$t/history.gpkg" "$t/history-one.gpkg"
+  local ids
+  ids=$("$fw" --log-level warn --memory 8 slurm "$t/p.yaml" --shards 4 --run-dir "$t/run" |
+    sed -n 's/^job ids: //p')
+  [ -n "$ids" ] || die "farmwatch slurm submitted nothing"
+  wait_for "[ -z \"\$(squeue -h -j $ids)\" ]" 600 || die "jobs $ids did not finish"
+  [ -f "$t/out/manifest.json" ] ||
+    die "the merge wrote nothing: $(tail -n 5 "$t"/run/slurm/*.out)"
+  local n
+  n=$(same_outputs "$t/one" "$t/out")
+  diff <(features "$t/history-one.gpkg") <(features "$t/history.gpkg") ||
+    die "the history stores differ"
+  echo "slurm_local: farmwatch slurm ran 4 shards per phase and the merge (jobs $ids);" \
+    "$n outputs and the history store equal one machine's"
+}
+
 case "${1:-}" in
   install) install_packages ;;
   start) start "${2:?usage: slurm_local.sh start DIR}" ;;
   stop) stop "${2:?usage: slurm_local.sh stop DIR}" ;;
   smoke) smoke ;;
   sharded-zonal) sharded_zonal "${2:?usage: slurm_local.sh sharded-zonal FARMWATCH}" ;;
-  *) die "usage: slurm_local.sh install|start DIR|stop DIR|smoke|sharded-zonal FARMWATCH" ;;
+  sharded-run) sharded_run "${2:?usage: slurm_local.sh sharded-run FARMWATCH}" ;;
+  *) die "usage: slurm_local.sh install|start DIR|stop DIR|smoke|sharded-zonal|sharded-run FARMWATCH" ;;
 esac

@@ -66,12 +66,20 @@ struct Acc {
 // One window's accumulators: its parcels, and nr accumulators per parcel.
 struct Part {
   std::vector<uint32_t> parcels;
-  std::vector<Acc> accs;  // parcels.size() * nr
+  std::vector<Acc> accs;            // parcels.size() * nr
+  void write(ByteWriter& b) const;  // shipped between shards (engine/shard_session.hpp)
+  static Part read(ByteReader& b);
 };
 
 // Exact round trip of a window's accumulators (sharded runs).
 std::string write_part(const Part& p) {
   ByteWriter b;
+  p.write(b);
+  return b.take();
+}
+
+void Part::write(ByteWriter& b) const {
+  const Part& p = *this;
   b.put_vector(p.parcels);
   b.put<uint64_t>(p.accs.size());
   std::vector<double> flat;
@@ -82,10 +90,13 @@ std::string write_part(const Part& p) {
     for (const auto& [v, w] : a.values) flat.push_back(v), flat.push_back(w);
     b.put_vector(flat);
   }
-  return b.take();
 }
 
 Part read_part(ByteReader& r) {
+  return Part::read(r);
+}
+
+Part Part::read(ByteReader& r) {
   Part p;
   p.parcels = r.get_vector<uint32_t>();
   const auto n = r.get<uint64_t>();

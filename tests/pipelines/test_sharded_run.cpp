@@ -1,0 +1,274 @@
+// A pipeline run split into 4 shards, phase by phase, then merged: every output equals the
+// one-machine run's (rasters, CSV and GeoJSON byte for byte, GeoPackage layers and the history
+// store feature for feature), patches crossing shard borders included; a failed shard makes the
+// merge refuse and publish nothing, and rerunning it repairs the run; shards of another
+// configuration or count, and a run folder another merge holds, are refused.
+#include <gtest/gtest.h>
+#include <ogrsf_frmts.h>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "engine/error.hpp"
+#include "engine/gdal_handles.hpp"
+#include "engine/raster_io.hpp"
+#include "pipelines/run.hpp"
+#include "pipelines/shards.hpp"
+#include "pipelines/synth.hpp"
+#include "tests/pipelines/scene_util.hpp"
+#include "tests/test_util.hpp"
+
+namespace fw {
+namespace {
+
+namespace fs = std::filesystem;
+using test::slurp;
+
+constexpr int kShards = 4;
+constexpr int kPhases = 7;  // one more than the passes the shards can take: a no-op phase
+
+// Every layer of a vector file: per feature its id, fields (as text) and geometry (WKT).
+// `skip` names fields left out (timestamps).
+std::map<std::string, std::vector<std::string>> features(const std::string& path,
+                                                         const std::vector<std::string>& skip) {
+  DatasetPtr ds = open_vector(path);
+  std::map<std::string, std::vector<std::string>> out;
+  for (int i = 0; i < ds->GetLayerCount(); ++i) {
+    OGRLayer* l = ds->GetLayer(i);
+    auto& rows = out[l->GetName()];
+    for (auto& f : *l) {
+      std::string row = std::to_string(f->GetFID());
+      for (int k = 0; k < f->GetFieldCount(); ++k) {
+        const std::string name = f->GetFieldDefnRef(k)->GetNameRef();
+        if (std::find(skip.begin(), skip.end(), name) != skip.end()) continue;
+        row += "|" + name + "=" + (f->IsFieldSetAndNotNull(k) ? f->GetFieldAsString(k) : "null");
+      }
+      if (const OGRGeometry* g = f->GetGeometryRef()) {
+        char* wkt = nullptr;
+        g->exportToWkt(&wkt);
+        row += "|" + std::string(wkt);
+        CPLFree(wkt);
+      }
+      // fw_meta's creation time is a row of its own.
+      if (row.find("=created|") != std::string::npos) continue;
+      rows.push_back(row);
+    }
+  }
+  return out;
+}
+
+class ShardedRun : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    scene_ = new test::TempDir();
+    synth::Options o;
+    o.out = *scene_ / "scene";
+    o.width = o.height = 1100;  // 3 x 3 windows of 512: shards of 2 or 3 windows
+    o.parcels = 160;
+    o.seed = 5;
+    synth::generate(o);
+    // Planted changes across the shard borders (window edges at 512 pixels): bright roofs on
+    // clear ground at date 2, 24 x 24 pixels centred on a vertical edge, a horizontal edge and
+    // a corner of four windows.
+    for (const auto& [cx, cy] : kPlanted) {
+      const Window w{cx - 12, cy - 12, 24, 24};
+      // Crops at date 1, a roof at date 2 (DN of B2, B3, B4, B8, B11, B12).
+      const std::vector<uint16_t> crop = {1400, 1700, 1500, 4500, 2800, 1900};
+      const std::vector<uint16_t> roof = {3600, 3800, 4000, 4200, 4800, 4500};
+      for (const auto& [file, dn] :
+           {std::pair{"/date1.tif", crop}, std::pair{"/date2.tif", roof}}) {
+        DatasetPtr d = open_raster(o.out + file, true);
+        for (int b = 1; b <= 6; ++b) {
+          std::vector<uint16_t> v(static_cast<std::size_t>(w.pixels()),
+                                  dn[static_cast<std::size_t>(b - 1)]);
+          write_window(*d, b, w, v);
+        }
+      }
+      for (const char* scl : {"/date1_scl.tif", "/date2_scl.tif"}) {
+        DatasetPtr m = open_raster(o.out + scl, true);  // 20 m
+        const Window w20{w.x / 2, w.y / 2, w.w / 2, w.h / 2};
+        std::vector<uint8_t> v(static_cast<std::size_t>(w20.pixels()), 4);  // vegetation: valid
+        write_window(*m, 1, w20, v);
+      }
+    }
+  }
+  static constexpr std::array<std::pair<int64_t, int64_t>, 3> kPlanted{
+      {{512, 260}, {830, 512}, {512, 512}}};
+  static void TearDownTestSuite() {
+    delete scene_;
+    scene_ = nullptr;
+  }
+
+  void SetUp() override {
+    const std::string s = *scene_ / "scene";
+    std::ofstream(pipeline_) << "inputs:\n  before:\n    files: [" << s
+                             << "/date1.tif]\n    mask: " << s
+                             << "/date1_scl.tif\n  after:\n    files: [" << s
+                             << "/date2.tif]\n    mask: " << s
+                             << "/date2_scl.tif\n    date: 2024-09-01\n  parcels:\n    file: " << s
+                             << "/parcels.gpkg\noutputs:\n  dir: " << dir_ / "out"
+                             << "\nhistory:\n  store: " << dir_ / "history.gpkg"
+                             << "\n";
+    ro_.scheduler.memory_mib = 8;  // windows of one 512 x 512 tile
+  }
+
+  pipelines::Config config(const std::vector<std::string>& sets = {}) const {
+    return pipelines::load_pipeline(pipeline_, sets);
+  }
+  void shard(int i, int phase, const std::vector<std::string>& sets = {}) {
+    pipelines::run_shard(config(sets), ro_, {i, kShards}, phase, run_dir_);
+  }
+  void all_shards(int phases = kPhases, const std::vector<std::string>& sets = {}) {
+    for (int k = 1; k <= phases; ++k)
+      for (int i = 0; i < kShards; ++i) shard(i, k, sets);
+  }
+  pipelines::RunReport merge(int shards = kShards, const std::vector<std::string>& sets = {}) {
+    pipelines::RunOptions ro = ro_;
+    ro.merge_dir = run_dir_;
+    ro.shards = shards;
+    return pipelines::run_pipeline(config(sets), ro);
+  }
+  template <class F>
+  static std::string refusal(F&& f, ExitCode code = ExitCode::kInput) {
+    try {
+      f();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), code) << e.message();
+      return e.message();
+    }
+    ADD_FAILURE() << "expected a refusal";
+    return "";
+  }
+
+  static inline test::TempDir* scene_ = nullptr;
+  test::TempDir dir_;
+  std::string pipeline_ = dir_ / "p.yaml";
+  std::string run_dir_ = dir_ / "run";
+  pipelines::RunOptions ro_;
+};
+
+TEST_F(ShardedRun, FourShardsThenMergeEqualOneMachine) {
+  // The one-machine run, moved aside with its history store.
+  const auto one = pipelines::run_pipeline(config(), ro_);
+  fs::rename(dir_ / "out", dir_ / "one");
+  fs::rename(dir_ / "history.gpkg", dir_ / "history-one.gpkg");
+
+  all_shards();
+  // What each phase computed: the raster passes up to the patches, then nothing.
+  std::vector<std::string> passes;
+  for (int k = 1; k <= kPhases; ++k) {
+    const auto m = nlohmann::json::parse(
+        slurp(pipelines::shard_folder(run_dir_, 0, "phase-" + std::to_string(k)) + "/shard.json"));
+    passes.push_back(m.value("computed", false) ? m.value("pass", "") : "-");
+  }
+  EXPECT_EQ(passes, (std::vector<std::string>{"indices before (inputs.before)",
+                                              "indices after (inputs.after)", "change statistics",
+                                              "change classes", "sub-pixel change cover",
+                                              "zonal statistics", "-"}));
+
+  const auto merged = merge();
+  EXPECT_EQ(merged.manifest["sharded"]["phases"], 6);
+  EXPECT_EQ(merged.manifest["run_key"], one.manifest["run_key"]);
+  ASSERT_EQ(merged.files, one.files);
+  int compared = 0;
+  for (const auto& f : one.files) {
+    const std::string a = dir_ / ("one/" + f), b = dir_ / ("out/" + f);
+    if (f == "manifest.json") continue;  // times differ
+    if (f == "farmwatch.gpkg") {
+      EXPECT_EQ(features(a, {}), features(b, {})) << f;
+    } else {
+      EXPECT_TRUE(slurp(a) == slurp(b)) << f << " differs from the one-machine run's";
+    }
+    ++compared;
+  }
+  EXPECT_GE(compared, 20);
+  EXPECT_EQ(features(dir_ / "history-one.gpkg", {"finished"}),
+            features(dir_ / "history.gpkg", {"finished"}));
+
+  // The planted changes across shard borders: one patch each, spanning the border.
+  DatasetPtr cls = open_raster(dir_ / "out/change_class.tif");
+  double gt[6];
+  cls->GetGeoTransform(gt);
+  DatasetPtr patches = open_vector(dir_ / "out/patches.geojson");
+  for (const auto& [cx, cy] : kPlanted) {
+    int found = 0;
+    for (auto& f : *patches->GetLayer(0)) {
+      // The patch's box in the grid's CRS is in its fields (the geometry is longitude/latitude).
+      const double x0 = (f->GetFieldAsDouble("xmin") - gt[0]) / gt[1];
+      const double x1 = (f->GetFieldAsDouble("xmax") - gt[0]) / gt[1];
+      const double y0 = (f->GetFieldAsDouble("ymax") - gt[3]) / gt[5];
+      const double y1 = (f->GetFieldAsDouble("ymin") - gt[3]) / gt[5];
+      if (x1 < cx - 12 || x0 > cx + 12 || y1 < cy - 12 || y0 > cy + 12) continue;
+      ++found;
+      EXPECT_LE(x0, cx - 10) << cx << "," << cy;
+      EXPECT_GE(x1, cx + 10) << cx << "," << cy;
+      EXPECT_LE(y0, cy - 10) << cx << "," << cy;
+      EXPECT_GE(y1, cy + 10) << cx << "," << cy;
+      EXPECT_NEAR(f->GetFieldAsDouble("area_m2"), 24 * 24 * 100.0, 24 * 24 * 100.0 * 0.1);
+    }
+    EXPECT_EQ(found, 1) << "planted change at pixel " << cx << "," << cy;
+  }
+}
+
+TEST_F(ShardedRun, FailedShardIsRefusedThenRepairedByARerun) {
+  const auto one = pipelines::run_pipeline(config(), ro_);
+  fs::rename(dir_ / "out", dir_ / "one");
+  fs::remove(dir_ / "history.gpkg");
+  all_shards(4);  // the merge computes the passes after the fourth
+  // Shard 2 of phase 4 reruns after its phase-3 results were lost: it fails, and says so.
+  fs::remove(pipelines::shard_folder(run_dir_, 2, "phase-3") + "/pass.part");
+  EXPECT_THROW(shard(2, 4), Error);
+  const auto m =
+      nlohmann::json::parse(slurp(pipelines::shard_folder(run_dir_, 2, "phase-4") + "/shard.json"));
+  EXPECT_EQ(m.value("status", ""), "failed");
+  EXPECT_NE(m.value("error", "").find("pass.part"), std::string::npos) << m.dump();
+
+  // The merge refuses and publishes nothing (no output folder, no history).
+  const std::string why = refusal([&] { merge(); });
+  EXPECT_NE(why.find("shard 2"), std::string::npos) << why;
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+  EXPECT_FALSE(fs::exists(dir_ / "history.gpkg"));
+
+  // Rerun the shard's phases 3 and 4, then merge: the one-machine outputs.
+  shard(2, 3);
+  shard(2, 4);
+  const auto merged = merge();
+  for (const char* f : {"change_class.tif", "change_cover.tif", "parcels.csv", "patches.geojson",
+                        "indices/after/ndvi.tif", "change_stats.json"}) {
+    EXPECT_TRUE(slurp(dir_ / (std::string("one/") + f)) == slurp(dir_ / (std::string("out/") + f)))
+        << f;
+  }
+}
+
+TEST_F(ShardedRun, ForeignMiscountedAndLockedAreRefused) {
+  all_shards(2);
+  // Another configuration: its run key differs from the shards'.
+  std::string why = refusal([&] { merge(kShards, {"steps.change.mad_k=3.5"}); });
+  EXPECT_NE(why.find("other inputs or another configuration"), std::string::npos) << why;
+  // Another shard count.
+  why = refusal([&] { merge(3); });
+  EXPECT_NE(why.find("shard count does not match"), std::string::npos) << why;
+  why = refusal([&] { merge(5); });
+  EXPECT_NE(why.find("shard count does not match"), std::string::npos) << why;
+  // A shard of another configuration cannot use the others' results, and says so.
+  why = refusal([&] { shard(1, 2, {"steps.change.mad_k=3.5"}); });
+  EXPECT_NE(why.find("partial results of another run"), std::string::npos) << why;
+  why = refusal([&] { merge(); });
+  EXPECT_NE(why.find("shard 1 (phase-2) failed"), std::string::npos) << why;
+  shard(1, 2);
+  // Another merge holds the run folder.
+  {
+    pipelines::RunLock other(run_dir_);
+    why = refusal([&] { merge(); }, ExitCode::kLocked);
+    EXPECT_NE(why.find("another farmwatch run"), std::string::npos) << why;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+  EXPECT_NO_THROW(merge());
+  EXPECT_TRUE(fs::exists(dir_ / "out/change_class.tif"));
+}
+
+}  // namespace
+}  // namespace fw
