@@ -20,6 +20,7 @@
 #include "engine/versions.hpp"
 #include "pipelines/shards.hpp"
 #include "pipelines/stages.hpp"
+#include "rasters/cog.hpp"
 
 namespace fw::pipelines {
 namespace {
@@ -341,6 +342,8 @@ ShardReport run_shard(const Config& cfg, const RunOptions& ro, ShardSpec spec, i
     }
   } cleanup{scratch};
 
+  // Nothing the shard writes but its results is published: intermediates are drafts.
+  rasters::CogWriter::DraftScope drafts;
   RunContext x{cfg, scratch.string(), ro.scheduler};
   x.run_key = id.run_key;
   x.so.shard = ShardSession::shard(spec, phase, id.run_key, phase_folders(run_dir), out.staging());

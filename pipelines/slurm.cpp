@@ -22,7 +22,12 @@ int shard_phases(const Config& c) {
   const bool ecology =
       e == "true" ||
       (e == "auto" && (!c.path("inputs.zones.file").empty() || !c.path("inputs.dem.file").empty()));
-  if (!ecology) ++k;  // the zonal statistics (after an ecology pass, the merge's)
+  if (ecology) {
+    k += 3;                                          // FVC and RSEI: moments, scores, outputs
+    if (!c.path("inputs.dem.file").empty()) k += 2;  // slope, per-parcel terrain
+    if (!c.path("inputs.zones.file").empty()) ++k;   // per-zone statistics
+  }
+  ++k;  // the per-parcel indicators (the patches after them are the merge's)
   return k;
 }
 

@@ -427,8 +427,20 @@ struct CogWriter::Fast {
   }
 };
 
+namespace {
+std::atomic<int> g_drafts{0};
+}  // namespace
+
+CogWriter::DraftScope::DraftScope() {
+  ++g_drafts;
+}
+CogWriter::DraftScope::~DraftScope() {
+  --g_drafts;
+}
+
 CogWriter::CogWriter(std::string path, const Grid& grid, int bands, CogOptions options)
-    : path_(std::move(path)),
+    : draft_(g_drafts.load() > 0),
+      path_(std::move(path)),
       grid_(grid),
       options_(std::move(options)),
       final_(path_),
@@ -445,6 +457,12 @@ CogWriter::CogWriter(std::string path, const Grid& grid, int bands, CogOptions o
     fast_->options = &options_;
     int64_t w = grid.width(), h = grid.height();
     for (int li = 0;; ++li) {
+      ++full_levels_;
+      if (draft_ && li > 0) {  // a draft keeps the full resolution only
+        if (std::max(w, h) <= kT) break;
+        w = (w + 1) / 2, h = (h + 1) / 2;
+        continue;
+      }
       Fast::Level l;
       l.w = w, l.h = h, l.ntx = (w + kT - 1) / kT, l.nty = (h + kT - 1) / kT;
       l.offsets.assign(static_cast<std::size_t>(l.ntx * l.nty), 0);
@@ -530,7 +548,9 @@ std::shared_ptr<CogWriter::Chunk> CogWriter::encode_values(int band, const Windo
   }
   if (st.count) st.min = mn, st.max = mx;
   c->tiles = encode_tiles(values, win.x, win.y, win.w, win.h, options_, nd, false);
-  if (fast_->levels.size() > 1) c->half = halve(values, win.w, win.h, nd, fast_->average);
+  // The 2 x 2 reduction for the overviews (a draft's chunks carry it too: they may be shipped
+  // to a merge that writes the whole file).
+  if (full_levels_ > 1) c->half = halve(values, win.w, win.h, nd, fast_->average);
   return c;
 }
 
@@ -789,7 +809,7 @@ void CogWriter::commit() {
       main.file.clear();
     }
     fast_.reset();  // removes the level files
-    final_.commit();
+    final_.commit(!draft_);
     return;
   }
   // GDAL path: the temporary seen through a VRT, statistics and metadata on it, then the COG
@@ -802,6 +822,11 @@ void CogWriter::commit() {
   raw_fd_ = -1;
   const int64_t W = grid_.width(), H = grid_.height();
   const auto ts = static_cast<int64_t>(type_size(options_.type));
+  // A draft is the raw file itself, described by a VRT at the output's path.
+  const std::string raw_file = draft_ ? path_ + ".raw" : raw_.temp();
+  if (draft_ && std::rename(raw_.temp().c_str(), raw_file.c_str()) != 0)
+    throw_output("cannot move temporary raster data: " + std::string(std::strerror(errno)),
+                 {.file = raw_file});
   DatasetPtr vrt(
       static_cast<GDALDataset*>(GDALCreate(GDALGetDriverByName("VRT"), "", static_cast<int>(W),
                                            static_cast<int>(H), 0, options_.type, nullptr)));
@@ -811,7 +836,7 @@ void CogWriter::commit() {
   for (int b = 1; b <= bands_; ++b) {
     GdalOptions bo;
     bo.set("subclass", "VRTRawRasterBand")
-        .set("SourceFilename", raw_.temp())
+        .set("SourceFilename", raw_file)
         .set("RelativeToVRT", "0")
         .set("ImageOffset", std::to_string((b - 1) * H * W * ts))
         .set("PixelOffset", std::to_string(ts))
@@ -820,6 +845,16 @@ void CogWriter::commit() {
     CPLErrorReset();
     if (vrt->AddBand(options_.type, bo.get()) != CE_None)
       throw_output("cannot read back temporary raster data: " + last_gdal_error(), {.file = path_});
+  }
+  if (draft_) {
+    for (int b = 1; b <= bands_; ++b) vrt->GetRasterBand(b)->SetNoDataValue(options_.nodata);
+    CPLErrorReset();
+    DatasetPtr out(driver("VRT").CreateCopy(final_.temp().c_str(), vrt.get(), false, nullptr,
+                                            nullptr, nullptr));
+    if (!out) throw_output("cannot write a draft raster: " + last_gdal_error(), {.file = path_});
+    close_dataset(out, path_);
+    final_.commit(false);
+    return;
   }
   for (int b = 1; b <= vrt->GetRasterCount(); ++b) {
     GDALRasterBand* band = vrt->GetRasterBand(b);

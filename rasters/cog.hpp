@@ -67,9 +67,25 @@ class CogWriter {
   void commit();
   const std::string& path() const { return path_; }
   bool fast_path() const { return fast_ != nullptr; }
+  bool draft() const { return draft_; }
+
+  // While a DraftScope lives, new writers write drafts: scratch rasters that only this process
+  // reads back (a shard's replayed intermediates). A draft holds the same pixel values but has
+  // no overviews, statistics or styling, and is not flushed to disk (a multi-band or classified
+  // raster is its raw data described by a VRT); its chunks are complete, so a merge can still
+  // write the whole file from them.
+  class DraftScope {
+   public:
+    DraftScope();
+    ~DraftScope();
+    DraftScope(const DraftScope&) = delete;
+    DraftScope& operator=(const DraftScope&) = delete;
+  };
 
  private:
   struct Fast;
+  bool draft_ = false;
+  int full_levels_ = 0;  // fast path: the levels of the whole file (a draft writes the first)
   std::string path_;
   Grid grid_;
   CogOptions options_;

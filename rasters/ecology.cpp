@@ -158,6 +158,24 @@ struct DateAcc {
     valid += o.valid;
     land += o.land;
   }
+  void write(ByteWriter& b) const {
+    ndvi.write(b);
+    b.put_vector(mn);
+    b.put_vector(mx);
+    cov.write(b);
+    b.put(valid);
+    b.put(land);
+  }
+  static DateAcc read(ByteReader& b) {
+    DateAcc a;
+    a.ndvi = Histogram::read(b);
+    a.mn = b.get_vector<double>();
+    a.mx = b.get_vector<double>();
+    a.cov = Covariance::read(b);
+    a.valid = b.get<int64_t>();
+    a.land = b.get<int64_t>();
+    return a;
+  }
 };
 
 std::string join(const std::vector<double>& v, int precision = 6) {
@@ -417,8 +435,24 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
   Scratch scratch(opt.out_dir);
 
   // --- Pass 1: components, scene statistics -----------------------------------------------
+  // In a sharded run (engine/shard_session.hpp) the passes' results also carry what they
+  // leave in the scratch file (the components, the score rims), so that a replay leaves it too.
+  const bool sharded = so.shard != nullptr;
   struct Part1 {
     std::array<DateAcc, 2> acc;
+    std::vector<float> comp;  // sharded runs: the window's components
+    void write(ByteWriter& b) const {
+      acc[0].write(b);
+      acc[1].write(b);
+      b.put_vector(comp);
+    }
+    static Part1 read(ByteReader& b) {
+      Part1 p;
+      p.acc[0] = DateAcc::read(b);
+      p.acc[1] = DateAcc::read(b);
+      p.comp = b.get_vector<float>();
+      return p;
+    }
   };
   std::array<DateAcc, 2> acc{DateAcc(nc), DateAcc(nc)};
   const bool mask_water = opt.water_mndwi.has_value();
@@ -516,11 +550,14 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
           }
         }
         scratch.write(offset[wi], out.data(), out.size() * sizeof(float));
+        if (sharded) part.comp.assign(out.data(), out.data() + out.size());
         return part;
       },
-      [&](const Window&, std::size_t, Part1& p) {
+      [&](const Window&, std::size_t wi, Part1& p) {
         acc[0].merge(p.acc[0]);
         acc[1].merge(p.acc[1]);
+        if (!p.comp.empty())  // replayed: the scratch file gets what compute() wrote elsewhere
+          scratch.write(offset[wi], p.comp.data(), p.comp.size() * sizeof(float));
       });
 
   for (int d = 0; d < 2; ++d) {
@@ -596,10 +633,24 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
                              std::numeric_limits<double>::infinity()};
     std::array<double, 2> hi{-std::numeric_limits<double>::infinity(),
                              -std::numeric_limits<double>::infinity()};
+    std::vector<double> rim;  // sharded runs: the window's score rim
+    void write(ByteWriter& b) const {
+      b.put(lo);
+      b.put(hi);
+      b.put_vector(rim);
+    }
+    static Range read(ByteReader& b) {
+      Range r;
+      r.lo = b.get<std::array<double, 2>>();
+      r.hi = b.get<std::array<double, 2>>();
+      r.rim = b.get_vector<double>();
+      return r;
+    }
   };
   sopt.label = "ecology (scores)";
   BlockScheduler sched2(sopt);
-  const Range range = sched2.reduce<Range>(
+  Range range;
+  sched2.run<Range>(
       plan,
       [&](const Window& w, std::size_t wi) {
         const std::size_t n = static_cast<std::size_t>(w.pixels());
@@ -632,14 +683,16 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
           }
         }
         scratch.write(rim_at[wi], rim.data(), rim.size() * sizeof(double));
+        if (sharded) r.rim = std::move(rim);
         return r;
       },
-      Range{},
-      [](Range& a, const Range& b) {
+      [&](const Window&, std::size_t wi, Range& b) {
         for (std::size_t d = 0; d < 2; ++d) {
-          a.lo[d] = std::min(a.lo[d], b.lo[d]);
-          a.hi[d] = std::max(a.hi[d], b.hi[d]);
+          range.lo[d] = std::min(range.lo[d], b.lo[d]);
+          range.hi[d] = std::max(range.hi[d], b.hi[d]);
         }
+        if (!b.rim.empty())  // replayed
+          scratch.write(rim_at[wi], b.rim.data(), b.rim.size() * sizeof(double));
       });
   std::array<double, 2> lo = range.lo, hi = range.hi;
   if (opt.mode == RseiMode::kJoint) {
@@ -718,6 +771,23 @@ EcologyResult compute_ecology(const EcologyDate& t0, const EcologyDate& t1, cons
     std::array<int64_t, 2> fvc_n{}, rsei_n{};
     std::array<std::array<int64_t, 6>, 2> grades{}, levels{};
     std::array<int64_t, 10> change{};
+    void write(ByteWriter& b) const {
+      CogWriter::write_chunks(chunks, b);
+      b.put(fvc_sum), b.put(rsei_sum), b.put(fvc_n), b.put(rsei_n);
+      b.put(grades), b.put(levels), b.put(change);
+    }
+    static Part3 read(ByteReader& b) {
+      Part3 p;
+      p.chunks = CogWriter::read_chunks(b);
+      p.fvc_sum = b.get<std::array<double, 2>>();
+      p.rsei_sum = b.get<std::array<double, 2>>();
+      p.fvc_n = b.get<std::array<int64_t, 2>>();
+      p.rsei_n = b.get<std::array<int64_t, 2>>();
+      p.grades = b.get<std::array<std::array<int64_t, 6>, 2>>();
+      p.levels = b.get<std::array<std::array<int64_t, 6>, 2>>();
+      p.change = b.get<std::array<int64_t, 10>>();
+      return p;
+    }
   };
   std::array<double, 2> rlo = lo, rinv{};
   for (std::size_t d = 0; d < 2; ++d) rinv[d] = hi[d] > lo[d] ? 1.0 / (hi[d] - lo[d]) : 0.0;

@@ -190,6 +190,16 @@ SlopeResult compute_slope(const SlopeOptions& options, const Grid& analysis,
   struct Out {
     std::shared_ptr<CogWriter::Chunk> chunk;
     SlopeSummary summary;
+    void write(ByteWriter& b) const {  // shipped between shards (engine/shard_session.hpp)
+      CogWriter::write_chunk(*chunk, b);
+      b.put(summary);
+    }
+    static Out read(ByteReader& b) {
+      Out o;
+      o.chunk = CogWriter::read_chunk(b);
+      o.summary = b.get<SlopeSummary>();
+      return o;
+    }
   };
   SlopeSummary total;
   sched.run<Out>(

@@ -17,6 +17,7 @@
 #include "engine/raster_io.hpp"
 #include "pipelines/run.hpp"
 #include "pipelines/shards.hpp"
+#include "pipelines/slurm.hpp"
 #include "pipelines/synth.hpp"
 #include "tests/pipelines/scene_util.hpp"
 #include "tests/test_util.hpp"
@@ -169,6 +170,11 @@ TEST_F(ShardedRun, FourShardsThenMergeEqualOneMachine) {
                                               "change classes", "sub-pixel change cover",
                                               "zonal statistics", "-"}));
 
+  // The phases farmwatch slurm submits for this pipeline are those the shards computed.
+  EXPECT_EQ(pipelines::shard_phases(config()), 6);
+  EXPECT_EQ(pipelines::shard_phases(config({"steps.change.cover=false"})), 5);
+  EXPECT_EQ(pipelines::shard_phases(config({"steps.ecology.enabled=true"})), 9);
+
   const auto merged = merge();
   EXPECT_EQ(merged.manifest["sharded"]["phases"], 6);
   EXPECT_EQ(merged.manifest["run_key"], one.manifest["run_key"]);
@@ -211,6 +217,46 @@ TEST_F(ShardedRun, FourShardsThenMergeEqualOneMachine) {
     }
     EXPECT_EQ(found, 1) << "planted change at pixel " << cx << "," << cy;
   }
+}
+
+TEST_F(ShardedRun, EcologyAndZonesAreShardedToo) {
+  // FVC, RSEI (scene-wide moments, NDVI percentiles, the PC1 range, the mixed-pixel rims across
+  // windows) and the zone statistics, on 2 shards: the one-machine outputs.
+  const std::vector<std::string> zones = {"inputs.zones.file=" +
+                                          std::string(*scene_ / "scene/zones.geojson")};
+  const auto one = pipelines::run_pipeline(config(zones), ro_);
+  fs::rename(dir_ / "out", dir_ / "one");
+  fs::remove(dir_ / "history.gpkg");
+  const int phases = pipelines::shard_phases(config(zones));
+  EXPECT_EQ(phases, 10);
+  std::vector<std::string> passes;
+  for (int k = 1; k <= phases; ++k) {
+    for (int i = 0; i < 2; ++i) pipelines::run_shard(config(zones), ro_, {i, 2}, k, run_dir_);
+    const auto m = nlohmann::json::parse(
+        slurp(pipelines::shard_folder(run_dir_, 0, "phase-" + std::to_string(k)) + "/shard.json"));
+    passes.push_back(m.value("computed", false) ? m.value("pass", "") : "-");
+  }
+  EXPECT_EQ(passes[5], "ecology");
+  EXPECT_EQ(passes[6], "ecology (scores)");
+  EXPECT_EQ(passes[7], "ecology (outputs)");
+  EXPECT_EQ(std::count(passes.begin(), passes.end(), "-"), 0) << ::testing::PrintToString(passes);
+  pipelines::RunOptions ro = ro_;
+  ro.merge_dir = run_dir_;
+  ro.shards = 2;
+  const auto merged = pipelines::run_pipeline(config(zones), ro);
+  EXPECT_EQ(merged.manifest["sharded"]["phases"], phases);
+  ASSERT_EQ(merged.files, one.files);
+  for (const auto& f : one.files) {
+    if (f == "manifest.json") continue;
+    const std::string a = dir_ / ("one/" + f), b = dir_ / ("out/" + f);
+    if (f.size() > 5 && f.substr(f.size() - 5) == ".gpkg") {
+      EXPECT_EQ(features(a, {}), features(b, {})) << f;
+    } else {
+      EXPECT_TRUE(slurp(a) == slurp(b)) << f << " differs from the one-machine run's";
+    }
+  }
+  EXPECT_TRUE(std::find(one.files.begin(), one.files.end(), "rsei_grade_change.tif") !=
+              one.files.end());
 }
 
 TEST_F(ShardedRun, FailedShardIsRefusedThenRepairedByARerun) {
@@ -268,6 +314,49 @@ TEST_F(ShardedRun, ForeignMiscountedAndLockedAreRefused) {
   EXPECT_FALSE(fs::exists(dir_ / "out"));
   EXPECT_NO_THROW(merge());
   EXPECT_TRUE(fs::exists(dir_ / "out/change_class.tif"));
+}
+
+TEST(SlurmScripts, OneArrayPerPhaseThenTheMerge) {
+  pipelines::SlurmJob j;
+  j.pipeline = "/data/my runs/p.yaml";
+  j.sets = {"steps.patches.mmu=2mu"};
+  j.run_dir = "/data/run";
+  j.farmwatch = "/opt/fw/bin/farmwatch";
+  j.shards = 16;
+  j.phases = 3;
+  j.memory_mib = 512;
+  j.partition = "normal";
+  j.cpus_per_task = 8;
+  const auto scripts = pipelines::slurm_scripts(j);
+  ASSERT_EQ(scripts.size(), 4u);
+  for (int k = 1; k <= 3; ++k) {
+    const std::string& t = scripts[static_cast<std::size_t>(k - 1)].text;
+    EXPECT_EQ(scripts[static_cast<std::size_t>(k - 1)].name,
+              "phase-" + std::to_string(k) + ".sbatch");
+    EXPECT_NE(t.find("#SBATCH --array=0-15\n"), std::string::npos) << t;
+    EXPECT_NE(t.find("#SBATCH --partition=normal\n"), std::string::npos) << t;
+    EXPECT_NE(t.find("#SBATCH --cpus-per-task=8\n"), std::string::npos) << t;
+    EXPECT_NE(t.find("#SBATCH --output=/data/run/slurm/phase-" + std::to_string(k) + "-%a.out"),
+              std::string::npos)
+        << t;
+    EXPECT_NE(t.find("exec /opt/fw/bin/farmwatch --threads \"${SLURM_CPUS_PER_TASK:-8}\" --memory "
+                     "512 run '/data/my runs/p.yaml' --set steps.patches.mmu=2mu --shard "
+                     "\"$SLURM_ARRAY_TASK_ID/16\" --phase " +
+                     std::to_string(k) + " --run-dir /data/run\n"),
+              std::string::npos)
+        << t;
+    EXPECT_EQ(t.find("--time"), std::string::npos);
+  }
+  const std::string& m = scripts[3].text;
+  EXPECT_EQ(scripts[3].name, "merge.sbatch");
+  EXPECT_EQ(m.find("--array"), std::string::npos);
+  EXPECT_NE(m.find(" merge '/data/my runs/p.yaml' --set steps.patches.mmu=2mu --run-dir /data/run "
+                   "--shards 16\n"),
+            std::string::npos)
+      << m;
+  EXPECT_EQ(pipelines::shell_quote("it's"), "'it'\\''s'");
+  j.shards = 0;
+  EXPECT_THROW(pipelines::slurm_scripts(j), Error);
 }
 
 }  // namespace

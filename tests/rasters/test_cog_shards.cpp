@@ -1,11 +1,14 @@
 // Raster outputs of a sharded run: each shard encodes its windows' chunks and stores them; the
 // merge adds them in window order. The file is the one-machine file, byte for byte, on both the
-// fast path (Float32, DEFLATE) and GDAL's path (a Byte class raster with category names).
+// fast path (Float32, DEFLATE) and GDAL's path (a Byte class raster with category names), also
+// when the shards' writers are drafts; a draft itself holds the same pixels, without overviews.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "engine/atomic_file.hpp"
+#include "engine/gdal_handles.hpp"
+#include "engine/raster_io.hpp"
 #include "engine/shard_run.hpp"
 #include "rasters/cog.hpp"
 #include "tests/rasters/raster_fixtures.hpp"
@@ -53,7 +56,8 @@ void expect_same_file_from_shards(const CogOptions& co, bool classes) {
   const auto ranges = assign_shards(weights, 4);
   std::vector<std::string> files;
   for (int k = 0; k < 4; ++k) {
-    // A shard encodes with a writer of its own that it never commits.
+    // A shard encodes with a writer of its own that it never commits, a draft.
+    CogWriter::DraftScope drafts;
     CogWriter enc(dir / ("shard" + std::to_string(k) + ".tif"), grid, 1, co);
     PartialWriter out(dir / ("shard" + std::to_string(k) + ".part"), key);
     const auto& r = ranges[static_cast<std::size_t>(k)];
@@ -71,6 +75,24 @@ void expect_same_file_from_shards(const CogOptions& co, bool classes) {
         plan, PartialSet(files, key), [](ByteReader& r) { return CogWriter::read_chunk(r); },
         [&](const Window&, std::size_t, std::shared_ptr<CogWriter::Chunk>& c) { merged.add(c); });
     merged.commit();
+  }
+  // A draft of the whole raster: the same pixels, no overviews.
+  {
+    CogWriter::DraftScope drafts;
+    CogWriter draft(dir / "draft.tif", grid, 1, co);
+    EXPECT_TRUE(draft.draft());
+    for (const auto& win : plan.windows) draft.add(chunk_of(draft, win));
+    draft.commit();
+  }
+  {
+    DatasetPtr one = open_raster(dir / "one.tif"), draft = open_raster(dir / "draft.tif");
+    std::vector<double> x, y;
+    read_window(*one, 1, grid.full_window(), x);
+    read_window(*draft, 1, grid.full_window(), y);
+    EXPECT_TRUE(x == y) << "a draft holds other pixel values";
+    EXPECT_GT(one->GetRasterBand(1)->GetOverviewCount(), 0);
+    EXPECT_EQ(draft->GetRasterBand(1)->GetOverviewCount(), 0);
+    EXPECT_EQ(CogWriter(dir / "later.tif", grid, 1, co).draft(), false);
   }
   const std::string a = read_file(dir / "one.tif"), b = read_file(dir / "merged.tif");
   EXPECT_GT(a.size(), 1000u);
