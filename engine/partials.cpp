@@ -18,16 +18,11 @@ void ByteReader::truncated() const {
 }
 
 PartialWriter::PartialWriter(std::string path, PartialKey key)
-    : path_(std::move(path)), key_(std::move(key)) {}
-
-void PartialWriter::add(uint64_t window, const std::string& bytes) {
-  if (window >= key_.windows) throw_internal("partial window index out of the plan");
-  body_.put<uint64_t>(window);
-  body_.put_string(bytes);
-  ++count_;
-}
-
-void PartialWriter::commit() {
+    : path_(std::move(path)), key_(std::move(key)) {
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+  file_ = std::make_unique<AtomicPath>(path_);
+  fp_ = std::fopen(file_->temp().c_str(), "wb");
+  if (!fp_) throw_output("cannot create partial results", {.file = file_->temp()});
   ByteWriter head;
   head.put(kMagic);
   head.put<uint32_t>(kVersion);
@@ -35,9 +30,38 @@ void PartialWriter::commit() {
   head.put_string(key_.pass);
   head.put<uint64_t>(key_.windows);
   head.put<uint64_t>(key_.plan_hash);
-  head.put<uint64_t>(count_);
-  std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
-  write_file_atomic(path_, head.bytes() + body_.bytes());
+  count_at_ = head.bytes().size();
+  head.put<uint64_t>(0);  // the record count, completed by commit()
+  write(head.bytes().data(), head.bytes().size());
+}
+
+PartialWriter::~PartialWriter() {
+  if (fp_) std::fclose(fp_);
+}
+
+void PartialWriter::write(const void* data, std::size_t n) {
+  if (n > 0 && std::fwrite(data, 1, n, fp_) != n)
+    throw_output("cannot write partial results (disk full?)", {.file = file_->temp()});
+}
+
+void PartialWriter::add(uint64_t window, const std::string& bytes) {
+  if (window >= key_.windows) throw_internal("partial window index out of the plan");
+  if (!fp_) throw_internal("partial results already committed");
+  const uint64_t size = bytes.size();
+  write(&window, sizeof window);
+  write(&size, sizeof size);
+  write(bytes.data(), bytes.size());
+  ++count_;
+}
+
+void PartialWriter::commit() {
+  if (!fp_) throw_internal("partial results already committed");
+  bool ok = std::fseek(fp_, static_cast<long>(count_at_), SEEK_SET) == 0;
+  ok = ok && std::fwrite(&count_, sizeof count_, 1, fp_) == 1;
+  ok = (std::fclose(fp_) == 0) && ok;
+  fp_ = nullptr;
+  if (!ok) throw_output("cannot write partial results (disk full?)", {.file = file_->temp()});
+  file_->commit();
 }
 
 namespace {

@@ -11,12 +11,15 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "engine/atomic_file.hpp"
 #include "engine/error.hpp"
 
 namespace fw {
@@ -103,16 +106,25 @@ struct PartialKey {
 };
 
 // Writes one shard's windows of one pass; commit() renames the file into place.
+// The records are streamed to a temporary file beside `path` (memory holds one window's
+// bytes, not the shard's); commit() completes the header and renames it into place; a writer
+// destroyed before commit() leaves nothing.
 class PartialWriter {
  public:
   PartialWriter(std::string path, PartialKey key);
+  ~PartialWriter();
+  PartialWriter(const PartialWriter&) = delete;
+  PartialWriter& operator=(const PartialWriter&) = delete;
   void add(uint64_t window, const std::string& bytes);
   void commit();
 
  private:
+  void write(const void* data, std::size_t n);
   std::string path_;
   PartialKey key_;
-  ByteWriter body_;
+  std::unique_ptr<AtomicPath> file_;
+  std::FILE* fp_ = nullptr;
+  uint64_t count_at_ = 0;  // where the record count goes in the header
   uint64_t count_ = 0;
 };
 

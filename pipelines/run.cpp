@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -115,7 +116,7 @@ RunLock::~RunLock() {
   }
 }
 
-RunIdentity identify_run(const Config& cfg) {
+RunIdentity identify_run(const Config& cfg, bool contents) {
   RunIdentity id;
   id.inputs = nlohmann::json::array();
   std::vector<std::string> paths;
@@ -133,17 +134,30 @@ RunIdentity identify_run(const Config& cfg) {
     }
   }
   std::vector<std::string> hashes(files.size());
-  parallel_for_n(files.size(), [&](std::size_t i) { hashes[i] = hash_file(files[i]); });
-  uint64_t key = mix64(0xfa53u);
+  if (contents)
+    parallel_for_n(files.size(), [&](std::size_t i) { hashes[i] = hash_file(files[i]); });
+  uint64_t key = mix64(0xfa53u), stat_key = mix64(0x5a4du);
+  auto mix_text = [](uint64_t& k, const std::string& t) {
+    for (char ch : t) k = mix64(k ^ static_cast<uint8_t>(ch));
+  };
   for (std::size_t i = 0; i < files.size(); ++i) {
-    const auto size = static_cast<int64_t>(fs::file_size(files[i]));
+    struct stat st {};
+    if (::stat(files[i].c_str(), &st) != 0) throw_input("cannot read", {.file = files[i]});
+    const auto size = static_cast<int64_t>(st.st_size);
+    mix_text(stat_key, files[i] + "|" + std::to_string(size) + "|" +
+                           std::to_string(st.st_mtim.tv_sec) + "." +
+                           std::to_string(st.st_mtim.tv_nsec));
+    if (!contents) continue;
     id.inputs.push_back({{"path", files[i]}, {"bytes", size}, {"hash", hashes[i]}});
-    for (char ch : hashes[i]) key = mix64(key ^ static_cast<uint8_t>(ch));
+    mix_text(key, hashes[i]);
   }
   const std::string config_json = cfg.effective_json();
-  for (char ch : config_json) key = mix64(key ^ static_cast<uint8_t>(ch));
-  for (char ch : farmwatch_version()) key = mix64(key ^ static_cast<uint8_t>(ch));
-  id.run_key = hex64(key);
+  for (uint64_t* k : {&key, &stat_key}) {
+    mix_text(*k, config_json);
+    mix_text(*k, farmwatch_version());
+  }
+  if (contents) id.run_key = hex64(key);
+  id.shard_key = hex64(stat_key);
   return id;
 }
 
@@ -189,7 +203,7 @@ RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
     for (int k = 1;; ++k) {
       const std::string group = phase_group(k);
       if (k > 1 && !fs::exists(fs::path(ro.merge_dir) / group)) break;
-      const auto shards = check_shards(ro.merge_dir, ro.shards, run_key, group);
+      const auto shards = check_shards(ro.merge_dir, ro.shards, id.shard_key, group);
       const bool computed = shards[0].json.value("computed", false);
       for (const auto& m : shards) {
         if (m.json.value("computed", false) != computed)
@@ -202,7 +216,7 @@ RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
       if (!computed) break;  // this phase and the rest are the merge's
       phases = k;
     }
-    session = ShardSession::merge(ro.shards, phases, run_key, phase_folders(ro.merge_dir));
+    session = ShardSession::merge(ro.shards, phases, id.shard_key, phase_folders(ro.merge_dir));
     sharded = {{"run_dir", fs::absolute(ro.merge_dir).lexically_normal().string()},
                {"shards", ro.shards},
                {"phases", phases}};
@@ -324,8 +338,9 @@ ShardReport run_shard(const Config& cfg, const RunOptions& ro, ShardSpec spec, i
                       const std::string& run_dir) {
   if (phase < 1) throw_usage("--phase is 1 or more, not " + std::to_string(phase));
   const auto t_start = std::chrono::steady_clock::now();
-  const RunIdentity id = identify_run(cfg);
-  ShardOutput out(run_dir, spec, id.run_key, phase_group(phase));
+  // Shards check their inputs by path, size and time (the merge hashes their contents once).
+  const RunIdentity id = identify_run(cfg, false);
+  ShardOutput out(run_dir, spec, id.shard_key, phase_group(phase));
   // Intermediate rasters the shard replays (earlier passes) are written here, never published.
   const fs::path scratch =
       fs::path(out.staging()).parent_path() /
@@ -345,8 +360,9 @@ ShardReport run_shard(const Config& cfg, const RunOptions& ro, ShardSpec spec, i
   // Nothing the shard writes but its results is published: intermediates are drafts.
   rasters::CogWriter::DraftScope drafts;
   RunContext x{cfg, scratch.string(), ro.scheduler};
-  x.run_key = id.run_key;
-  x.so.shard = ShardSession::shard(spec, phase, id.run_key, phase_folders(run_dir), out.staging());
+  x.run_key = id.shard_key;
+  x.so.shard =
+      ShardSession::shard(spec, phase, id.shard_key, phase_folders(run_dir), out.staging());
   ShardReport rep;
   rep.pass = "the end of the raster passes";
   try {

@@ -79,12 +79,15 @@ struct RunReport {
 RunReport run_pipeline(const Config& cfg, const RunOptions& options = {});
 
 // What a run is: its inputs (paths, sizes, content hashes) and its key (the inputs' hashes, the
-// effective configuration and the software version).
+// effective configuration and the software version); and the key shards check each other's
+// results with (the inputs' paths, sizes and modification times instead of their contents, so
+// that no shard reads every input; the merge hashes the contents once). Without `contents`,
+// only shard_key is set.
 struct RunIdentity {
   nlohmann::json inputs;
-  std::string run_key;
+  std::string run_key, shard_key;
 };
-RunIdentity identify_run(const Config& cfg);
+RunIdentity identify_run(const Config& cfg, bool contents = true);
 
 // Phase `phase` of shard `spec` of a sharded run (farmwatch run --shard i/N --phase k): replays
 // the passes of the earlier phases from <run_dir>/phase-<j>/*, computes this shard's windows of

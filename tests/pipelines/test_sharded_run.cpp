@@ -7,6 +7,7 @@
 #include <ogrsf_frmts.h>
 
 #include <array>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -314,6 +315,11 @@ TEST_F(ShardedRun, ForeignMiscountedAndLockedAreRefused) {
   EXPECT_FALSE(fs::exists(dir_ / "out"));
   EXPECT_NO_THROW(merge());
   EXPECT_TRUE(fs::exists(dir_ / "out/change_class.tif"));
+  // An input rewritten after the shards ran (shards know inputs by path, size and time).
+  const fs::path date2 = *scene_ / "scene/date2.tif";
+  fs::last_write_time(date2, fs::last_write_time(date2) + std::chrono::seconds(5));
+  why = refusal([&] { merge(kShards, {}); });
+  EXPECT_NE(why.find("other inputs or another configuration"), std::string::npos) << why;
 }
 
 TEST(SlurmScripts, OneArrayPerPhaseThenTheMerge) {
