@@ -96,6 +96,22 @@ int execute(const pipelines::Config& cfg, bool force, const ShardArgs& sh = {}) 
   return 0;
 }
 
+// A pipeline file with its overrides, run (or merged) by a subcommand.
+struct FileArgs {
+  std::string file;
+  std::vector<std::string> sets;
+  bool force = false;
+  ShardArgs shard;
+};
+
+void run_file(CLI::App* cmd, Action& action, std::shared_ptr<FileArgs> a) {
+  cmd->callback([&action, a] {
+    action = [a] {
+      return execute(pipelines::load_pipeline(a->file, a->sets), a->force, a->shard);
+    };
+  });
+}
+
 std::string absolute(const std::string& p) {
   return p.empty() || p.rfind("/vsi", 0) == 0 ? p : fs::absolute(p).lexically_normal().string();
 }
@@ -205,33 +221,17 @@ void add_pipeline_commands(CLI::App& app, Action& action) {
   }
   {
     auto* cmd = app.add_subcommand("run", "Run a pipeline file");
-    struct Args {
-      std::string file;
-      std::vector<std::string> sets;
-      bool force = false;
-      ShardArgs shard;
-    };
-    auto a = std::make_shared<Args>();
+    auto a = std::make_shared<FileArgs>();
     cmd->add_option("file", a->file, "Pipeline file (YAML or JSON)")->required();
     cmd->add_option("--set", a->sets, "Override a key: key.path=value (repeatable)");
     cmd->add_flag("--force", a->force, "Run even when the outputs are up to date");
     a->shard.add(cmd);
-    cmd->callback([&action, a] {
-      action = [a] {
-        return execute(pipelines::load_pipeline(a->file, a->sets), a->force, a->shard);
-      };
-    });
+    run_file(cmd, action, a);
   }
   {
     auto* cmd = app.add_subcommand(
         "merge", "Merge the shards of a sharded run into the outputs of a one-machine run");
-    struct Args {
-      std::string file;
-      std::vector<std::string> sets;
-      bool force = false;
-      ShardArgs shard;
-    };
-    auto a = std::make_shared<Args>();
+    auto a = std::make_shared<FileArgs>();
     cmd->add_option("file", a->file, "Pipeline file (YAML or JSON), as the shards ran it")
         ->required();
     cmd->add_option("--set", a->sets, "Override a key: key.path=value (as the shards had them)");
@@ -239,11 +239,7 @@ void add_pipeline_commands(CLI::App& app, Action& action) {
         ->required();
     cmd->add_option("--shards", a->shard.shards, "Shard count")->required();
     cmd->add_flag("--force", a->force, "Merge even when the outputs are up to date");
-    cmd->callback([&action, a] {
-      action = [a] {
-        return execute(pipelines::load_pipeline(a->file, a->sets), a->force, a->shard);
-      };
-    });
+    run_file(cmd, action, a);
   }
   {
     auto* cmd = app.add_subcommand(

@@ -9,7 +9,7 @@ namespace fw {
 namespace {
 
 constexpr char kMagic[8] = {'F', 'W', 'P', 'A', 'R', 'T', '\0', '\1'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 2: raster chunks' raw values deflated
 
 }  // namespace
 
@@ -122,8 +122,12 @@ PartialSet::PartialSet(const std::vector<std::string>& files, const PartialKey& 
     FileCursor r(path);
     char magic[8];
     for (char& c : magic) c = r.get<char>();
-    if (std::memcmp(magic, kMagic, sizeof magic) != 0 || r.get<uint32_t>() != kVersion)
-      throw Error(ExitCode::kInput, "not a farmwatch partial-results file of this version",
+    if (std::memcmp(magic, kMagic, sizeof magic) != 0)
+      throw Error(ExitCode::kInput, "not a farmwatch partial-results file", {.file = path});
+    if (const auto v = r.get<uint32_t>(); v != kVersion)
+      throw Error(ExitCode::kInput,
+                  "partial results in format " + std::to_string(v) + "; this farmwatch reads " +
+                      std::to_string(kVersion) + ": rerun the shards with one farmwatch version",
                   {.file = path});
     PartialKey k;
     k.run_key = r.get_string();

@@ -257,7 +257,17 @@ struct CogWriter::Chunk {
 void CogWriter::write_chunk(const Chunk& c, ByteWriter& out) {
   out.put(c.win);
   out.put<int32_t>(c.band);
-  out.put_vector(c.raw);
+  // Raw values (GDAL's path: classes, covers, several bands) are deflated: they are mostly
+  // runs, and a replay reads them back whole.
+  out.put<uint64_t>(c.raw.size());
+  if (!c.raw.empty()) {
+    std::size_t n = 0;
+    void* z = CPLZLibDeflate(c.raw.data(), c.raw.size(), 1, nullptr, 0, &n);
+    if (!z) throw_internal("cannot deflate a raster chunk");
+    std::string bytes(static_cast<const char*>(z), n);
+    CPLFree(z);
+    out.put_string(bytes);
+  }
   out.put<uint64_t>(c.tiles.size());
   for (const auto& t : c.tiles) {
     out.put(t.tx);
@@ -276,7 +286,16 @@ std::shared_ptr<CogWriter::Chunk> CogWriter::read_chunk(ByteReader& in) {
   auto c = std::make_shared<Chunk>();
   c->win = in.get<Window>();
   c->band = in.get<int32_t>();
-  c->raw = in.get_vector<unsigned char>();
+  const auto raw = in.get<uint64_t>();
+  if (raw > 0) {
+    const std::string z = in.get_string();
+    if (raw > (uint64_t{1} << 40))
+      throw Error(ExitCode::kInput, "partial results: a corrupt raster chunk");
+    c->raw.resize(static_cast<std::size_t>(raw));
+    std::size_t n = 0;
+    if (!CPLZLibInflate(z.data(), z.size(), c->raw.data(), c->raw.size(), &n) || n != raw)
+      throw Error(ExitCode::kInput, "partial results: a corrupt raster chunk");
+  }
   const auto n = in.get<uint64_t>();
   if (n > in.left()) throw Error(ExitCode::kInput, "partial results: a corrupt raster chunk");
   c->tiles.resize(static_cast<std::size_t>(n));

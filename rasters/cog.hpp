@@ -98,4 +98,22 @@ class CogWriter {
   std::unique_ptr<Fast> fast_;  // fast path state
 };
 
+// A pass's per-window result: encoded chunks and a trivially copyable summary (counts, sums),
+// shipped between shards as they are (engine/shard_session.hpp).
+template <class S>
+struct ChunksWith {
+  std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;
+  S summary{};
+  void write(ByteWriter& b) const {
+    CogWriter::write_chunks(chunks, b);
+    b.put(summary);
+  }
+  static ChunksWith read(ByteReader& b) {
+    ChunksWith o;
+    o.chunks = CogWriter::read_chunks(b);
+    o.summary = b.get<S>();
+    return o;
+  }
+};
+
 }  // namespace fw::rasters

@@ -195,21 +195,8 @@ IndexRunResult compute_indices(const Imagery& im, const Grid& analysis, const In
   SchedulerOptions sopt = so;
   if (sopt.label.empty() || sopt.label == "working") sopt.label = "indices " + im.options().label;
   BlockScheduler sched(sopt);
-  struct Out {
-    std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;  // one per index, encoded
-    int64_t valid = 0;
-    // Shipped between shards (engine/shard_session.hpp).
-    void write(ByteWriter& b) const {
-      CogWriter::write_chunks(chunks, b);
-      b.put(valid);
-    }
-    static Out read(ByteReader& b) {
-      Out o;
-      o.chunks = CogWriter::read_chunks(b);
-      o.valid = b.get<int64_t>();
-      return o;
-    }
-  };
+  // Per window: one encoded chunk per index, and the valid pixels.
+  using Out = ChunksWith<int64_t>;
   // Windows aligned to both the input blocks and the output tiles.
   auto align = [](int block, int64_t size) -> int {
     if (block >= size) return static_cast<int>(size);
@@ -237,7 +224,7 @@ IndexRunResult compute_indices(const Imagery& im, const Grid& analysis, const In
           bool ok = valid[i];
           for (std::size_t k = 0; k < roles.size() && ok; ++k) ok = !std::isnan(bands[k * n + i]);
           valid[i] = ok;
-          o.valid += ok;
+          o.summary += ok;
         }
         std::unique_ptr<float[]> values(new float[n]);
         std::vector<int16_t> packed(job.int16 ? n : 0);
@@ -265,7 +252,7 @@ IndexRunResult compute_indices(const Imagery& im, const Grid& analysis, const In
         const auto t0 = std::chrono::steady_clock::now();
         for (std::size_t j = 0; j < ni; ++j) writers[j]->add(o.chunks[j]);
         consume_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        result.valid += o.valid;
+        result.valid += o.summary;
       });
   log::debug("index pass", {{"consume_s", std::to_string(consume_s)}});
   result.total = analysis.width() * analysis.height();

@@ -187,20 +187,7 @@ SlopeResult compute_slope(const SlopeOptions& options, const Grid& analysis,
   const int64_t width = analysis.width(), height = analysis.height();
   const WindowPlan plan =
       sched.plan(width, height, CogWriter::kTile, CogWriter::kTile, kBytesPerPixel);
-  struct Out {
-    std::shared_ptr<CogWriter::Chunk> chunk;
-    SlopeSummary summary;
-    void write(ByteWriter& b) const {  // shipped between shards (engine/shard_session.hpp)
-      CogWriter::write_chunk(*chunk, b);
-      b.put(summary);
-    }
-    static Out read(ByteReader& b) {
-      Out o;
-      o.chunk = CogWriter::read_chunk(b);
-      o.summary = b.get<SlopeSummary>();
-      return o;
-    }
-  };
+  using Out = ChunksWith<SlopeSummary>;  // one chunk
   SlopeSummary total;
   sched.run<Out>(
       plan,
@@ -213,11 +200,11 @@ SlopeResult compute_slope(const SlopeOptions& options, const Grid& analysis,
         Out o;
         horn_slope(dem.data(), halo, w, width, height, options.z_factor, spacing, slope.data(),
                    o.summary);
-        o.chunk = writer.encode(1, w, slope.data());
+        o.chunks = {writer.encode(1, w, slope.data())};
         return o;
       },
       [&](const Window&, std::size_t, Out& o) {
-        writer.add(o.chunk);
+        writer.add(o.chunks[0]);
         total.merge(o.summary);
       });
   if (total.valid == 0) {

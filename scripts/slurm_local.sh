@@ -163,13 +163,20 @@ smoke() {
   echo "slurm_local: a 4-task array and an afterok merge job ran (jobs $ARRAY, $MERGE)"
 }
 
-sharded_zonal() {
-  local fw
-  fw=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-  [ -x "$fw" ] || die "no farmwatch executable at $1"
+# A cluster (temp_cluster) and a synth scene in $CLUSTER/scene: $1 the farmwatch executable,
+# then synth's size, parcels and seed. Sets FW (its absolute path).
+FW=""
+cluster_and_scene() {
+  FW=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+  [ -x "$FW" ] || die "no farmwatch executable at $1"
   temp_cluster
-  local t=$CLUSTER s=$CLUSTER/scene
-  "$fw" --log-level warn synth --out "$s" --size 1024 --parcels 400 --seed 4 > /dev/null
+  "$FW" --log-level warn synth --out "$CLUSTER/scene" --size "$2" --parcels "$3" --seed "$4" \
+    > /dev/null
+}
+
+sharded_zonal() {
+  cluster_and_scene "$1" 1024 400 4
+  local fw=$FW t=$CLUSTER s=$CLUSTER/scene
   "$fw" --log-level warn indices --input "$s/date1.tif" --mask "$s/date1_scl.tif" \
     --mask-type scl --index ndvi --out "$s/ndvi" > /dev/null
   local args="--log-level warn --memory 8 zonal --raster $s/ndvi/ndvi.tif --parcels $s/parcels.gpkg"
@@ -208,12 +215,8 @@ same_outputs() {
 }
 
 sharded_run() {
-  local fw
-  fw=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-  [ -x "$fw" ] || die "no farmwatch executable at $1"
-  temp_cluster
-  local t=$CLUSTER s=$CLUSTER/scene
-  "$fw" --log-level warn synth --out "$s" --size 1100 --parcels 300 --seed 6 > /dev/null
+  cluster_and_scene "$1" 1100 300 6
+  local fw=$FW t=$CLUSTER s=$CLUSTER/scene
   cat > "$t/p.yaml" <<YAML
 inputs:
   before: {files: [$s/date1.tif], mask: $s/date1_scl.tif, date: 2024-05-01}
