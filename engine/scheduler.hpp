@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +68,9 @@ struct SchedulerOptions {
   // A sharded run (engine/shard_session.hpp): passes are replayed from the shards' stored
   // results, computed for one shard's windows, or computed here.
   std::shared_ptr<ShardSession> shard;
+  // What a window weighs when a pass's windows are split among shards (the same on every shard;
+  // default: its pixels).
+  std::function<int64_t(const Window&)> shard_weight;
 };
 
 class BlockScheduler {
@@ -155,9 +159,11 @@ bool BlockScheduler::run_shard_pass(const WindowPlan& plan, Compute& compute, Co
       return true;
     }
     if (pass.action == ShardSession::Action::kCompute) {
-      // This shard's windows (balanced by pixels), computed on a scheduler of its own.
+      // This shard's windows (balanced by weight), computed on a scheduler of its own.
       std::vector<int64_t> weights(plan.size());
-      for (std::size_t i = 0; i < plan.size(); ++i) weights[i] = plan.windows[i].pixels();
+      for (std::size_t i = 0; i < plan.size(); ++i)
+        weights[i] = options_.shard_weight ? options_.shard_weight(plan.windows[i])
+                                           : plan.windows[i].pixels();
       const ShardRange range =
           assign_shards(weights, s.spec().count)[static_cast<std::size_t>(s.spec().index)];
       WindowPlan part = plan;
@@ -177,7 +183,7 @@ bool BlockScheduler::run_shard_pass(const WindowPlan& plan, Compute& compute, Co
             out.add(range.begin + i, bytes);
           });
       out.commit();
-      s.computed(options_.label);
+      s.computed(options_.label, range, plan.size());
     }
   }
   return false;

@@ -35,7 +35,7 @@ ShardSession::Pass ShardSession::begin_pass(const std::string& label, bool shipp
   if (role_ == Role::kShard) {
     // Passes run in the same order everywhere, so a pass that cannot be shipped ends every
     // later phase too: those phases have nothing to compute.
-    if (!shippable) throw ShardPhaseDone{false, label};
+    if (!shippable) throw ShardPhaseDone{false, label, {}, 0};
     p.action = p.number < phase_ ? Action::kReplay : Action::kCompute;
     return p;
   }
@@ -59,8 +59,8 @@ PartialKey ShardSession::key(int number, const std::string& label, uint64_t wind
   return PartialKey{run_key_, std::to_string(number) + ":" + label, windows, plan};
 }
 
-void ShardSession::computed(const std::string& label) const {
-  throw ShardPhaseDone{true, label};
+void ShardSession::computed(const std::string& label, ShardRange windows, std::size_t of) const {
+  throw ShardPhaseDone{true, label, windows, of};
 }
 
 }  // namespace fw

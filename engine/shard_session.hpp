@@ -35,6 +35,8 @@ concept Shippable = requires(const R& r, ByteWriter& w, ByteReader& in) {
 struct ShardPhaseDone {
   bool computed = false;  // false: the phase had nothing to compute (the merge's work)
   std::string pass;       // the pass computed, or the one the shard stopped at
+  ShardRange windows;     // computed: the windows of the pass's plan this shard did
+  std::size_t of = 0;     // the plan's windows
 };
 
 class ShardSession {
@@ -68,7 +70,7 @@ class ShardSession {
   std::string output_file() const;
   PartialKey key(int number, const std::string& label, uint64_t windows, uint64_t plan) const;
   // A shard computed its phase's pass: ends the run.
-  [[noreturn]] void computed(const std::string& label) const;
+  [[noreturn]] void computed(const std::string& label, ShardRange windows, std::size_t of) const;
   static constexpr const char* kFile = "pass.part";
 
  private:

@@ -382,6 +382,8 @@ ShardReport run_shard(const Config& cfg, const RunOptions& ro, ShardSpec spec, i
     } catch (const ShardPhaseDone& done) {
       rep.computed = done.computed;
       rep.pass = done.pass;
+      rep.windows = done.windows;
+      rep.of = done.of;
     }
   } catch (const std::exception& e) {
     out.fail(e.what());
@@ -389,6 +391,9 @@ ShardReport run_shard(const Config& cfg, const RunOptions& ro, ShardSpec spec, i
   }
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   out.extra() = {{"phase", phase}, {"computed", rep.computed}, {"pass", rep.pass}};
+  if (rep.computed)
+    out.extra()["windows"] = {
+        {"first", rep.windows.begin}, {"count", rep.windows.size()}, {"of", rep.of}};
   out.publish(rep.seconds);
   rep.folder = shard_folder(run_dir, spec.index, phase_group(phase));
   log::info(rep.computed ? "shard phase computed" : "shard phase: nothing to compute",

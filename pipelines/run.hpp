@@ -96,12 +96,20 @@ RunIdentity identify_run(const Config& cfg, bool contents = true);
 // so (computed false); a failure publishes a manifest marked failed and rethrows.
 struct ShardReport {
   bool computed = false;
-  std::string pass;  // the pass computed, or where the shard stopped
+  std::string pass;    // the pass computed, or where the shard stopped
+  ShardRange windows;  // computed: the windows of the pass's plan, [begin, end)
+  std::size_t of = 0;  // the plan's windows
   std::string folder;
   double seconds = 0;
 };
 ShardReport run_shard(const Config& cfg, const RunOptions& options, ShardSpec spec, int phase,
                       const std::string& run_dir);
+
+// A sharded run's window weights (SchedulerOptions::shard_weight): a window's pixels, and
+// 10,000 per parcel whose box centre lies in it (a parcel's coverage, overlays and table rows),
+// so a shard of empty land or sea is not a shard of work.
+std::function<int64_t(const Window&)> shard_weights(const vectors::ParcelSet& set,
+                                                    const Grid& grid);
 
 // Every regular file under `dir`, relative, sorted.
 std::vector<std::string> list_files(const std::string& dir);

@@ -143,6 +143,7 @@ void readers(RunContext& x) {
   po.unique_ids = c.flag("inputs.parcels.unique_ids");
   x.parcels.emplace(vectors::load_parcels(po, x.grid));
   x.counts["parcels"] = x.parcels->parcels.size();
+  if (x.so.shard) x.so.shard_weight = shard_weights(*x.parcels, x.grid);
   if (!c.path("inputs.zones.file").empty()) {
     x.zone_options.layer.file = c.path("inputs.zones.file");
     x.zone_options.layer.layer = c.str("inputs.zones.layer");
@@ -956,6 +957,27 @@ std::vector<StageSpec> build() {
 }
 
 }  // namespace
+
+std::function<int64_t(const Window&)> shard_weights(const vectors::ParcelSet& set,
+                                                    const Grid& grid) {
+  auto centres = std::make_shared<std::vector<std::pair<double, double>>>();  // (row, col)
+  for (const auto& p : set.parcels) {
+    OGREnvelope e;
+    p.geom->getEnvelope(&e);
+    double col = 0, row = 0;
+    grid.transform().world_to_pixel(0.5 * (e.MinX + e.MaxX), 0.5 * (e.MinY + e.MaxY), col, row);
+    centres->emplace_back(row, col);
+  }
+  std::sort(centres->begin(), centres->end());
+  return [centres](const Window& w) {
+    auto it = std::lower_bound(centres->begin(), centres->end(),
+                               std::pair<double, double>{static_cast<double>(w.y), -1e300});
+    int64_t n = 0;
+    for (; it != centres->end() && it->first < static_cast<double>(w.y + w.h); ++it)
+      n += it->second >= static_cast<double>(w.x) && it->second < static_cast<double>(w.x + w.w);
+    return w.pixels() + 10000 * n;
+  };
+}
 
 const std::vector<StageSpec>& stages() {
   static const std::vector<StageSpec> s = build();

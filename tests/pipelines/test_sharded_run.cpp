@@ -22,6 +22,7 @@
 #include "pipelines/synth.hpp"
 #include "tests/pipelines/scene_util.hpp"
 #include "tests/test_util.hpp"
+#include "vectors/parcels.hpp"
 
 namespace fw {
 namespace {
@@ -170,6 +171,22 @@ TEST_F(ShardedRun, FourShardsThenMergeEqualOneMachine) {
                                               "indices after (inputs.after)", "change statistics",
                                               "change classes", "sub-pixel change cover",
                                               "zonal statistics", "-"}));
+
+  // Every phase's shards did contiguous, non-empty runs of its plan's windows, covering it.
+  for (int k = 1; k <= 6; ++k) {
+    std::size_t next = 0, of = 0;
+    for (int i = 0; i < kShards; ++i) {
+      const auto m = nlohmann::json::parse(slurp(
+          pipelines::shard_folder(run_dir_, i, "phase-" + std::to_string(k)) + "/shard.json"));
+      const auto& w = m.at("windows");
+      EXPECT_EQ(w.at("first").get<std::size_t>(), next) << "phase " << k << ", shard " << i;
+      EXPECT_GE(w.at("count").get<std::size_t>(), 1u) << "phase " << k << ", shard " << i;
+      next += w.at("count").get<std::size_t>();
+      of = w.at("of").get<std::size_t>();
+    }
+    EXPECT_EQ(next, of) << "phase " << k;
+    EXPECT_GE(of, 9u);
+  }
 
   // The phases farmwatch slurm submits for this pipeline are those the shards computed.
   EXPECT_EQ(pipelines::shard_phases(config()), 6);
@@ -320,6 +337,41 @@ TEST_F(ShardedRun, ForeignMiscountedAndLockedAreRefused) {
   fs::last_write_time(date2, fs::last_write_time(date2) + std::chrono::seconds(5));
   why = refusal([&] { merge(kShards, {}); });
   EXPECT_NE(why.find("other inputs or another configuration"), std::string::npos) << why;
+}
+
+TEST_F(ShardedRun, WindowsWeighPixelsAndParcels) {
+  // The weights against an independent count: parcel box centres read with OGR.
+  DatasetPtr ref = open_raster(*scene_ / "scene/date1.tif");
+  double gt[6];
+  ref->GetGeoTransform(gt);
+  const Grid scene_grid(GeoTransform::from_gdal(gt), 1100, 1100, Crs::from_epsg(32650));
+  vectors::ParcelOptions po;
+  po.file = *scene_ / "scene/parcels.gpkg";
+  po.land_class_optional = true;
+  const auto parcels = vectors::load_parcels(po, scene_grid);
+  const auto weigh = pipelines::shard_weights(parcels, scene_grid);
+  DatasetPtr v = open_vector(*scene_ / "scene/parcels.gpkg");
+  std::vector<std::pair<double, double>> centres;
+  for (auto& f : *v->GetLayer(0)) {
+    OGREnvelope e;
+    f->GetGeometryRef()->getEnvelope(&e);
+    centres.emplace_back((0.5 * (e.MinX + e.MaxX) - gt[0]) / gt[1],
+                         (0.5 * (e.MinY + e.MaxY) - gt[3]) / gt[5]);
+  }
+  int64_t total = 0;
+  for (int64_t y = 0; y < 1100; y += 512) {
+    for (int64_t x = 0; x < 1100; x += 512) {
+      const Window w{x, y, std::min<int64_t>(512, 1100 - x), std::min<int64_t>(512, 1100 - y)};
+      int64_t n = 0;
+      for (const auto& [cx, cy] : centres)
+        n += cx >= static_cast<double>(w.x) && cx < static_cast<double>(w.x + w.w) &&
+             cy >= static_cast<double>(w.y) && cy < static_cast<double>(w.y + w.h);
+      EXPECT_EQ(weigh(w), w.pixels() + 10000 * n) << w.x << "," << w.y;
+      total += n;
+    }
+  }
+  EXPECT_EQ(total, static_cast<int64_t>(centres.size()));
+  EXPECT_GT(total, 100);
 }
 
 TEST(SlurmScripts, OneArrayPerPhaseThenTheMerge) {
