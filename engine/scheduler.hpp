@@ -106,6 +106,10 @@ class BlockScheduler {
     return acc;
   }
 
+  // In a sharded run: this shard's windows of `plan`, balanced by SchedulerOptions::shard_weight.
+  ShardRange shard_windows(const WindowPlan& plan) const;
+  const SchedulerOptions& options() const { return options_; }
+
   // The most windows that were in flight at once during the last run.
   int peak_in_flight() const { return peak_in_flight_; }
 
@@ -137,7 +141,49 @@ class DatasetPool {
 // window), so that shards cut differently are told apart.
 uint64_t plan_hash(const WindowPlan& plan);
 
+// A raster pass split across shards: each shard computes its windows and stores their results
+// (compute_shard); whoever needs the pass's outcome reads every shard's results and consumes
+// them in window order (replay), making the same merges in the same order as a one-machine run
+// of BlockScheduler::run, hence the same bits (docs/scale-out.md).
+//
+// compute(const Window&, std::size_t global_index) -> R in parallel for the windows of `range`;
+// serialize(const R&) -> std::string; the results go to `out` (committed by the caller).
+template <class R, class Compute, class Serialize>
+void compute_shard(BlockScheduler& sched, const WindowPlan& plan, ShardRange range,
+                   Compute&& compute, Serialize&& serialize, PartialWriter& out) {
+  WindowPlan part = plan;
+  part.windows.assign(plan.windows.begin() + static_cast<std::ptrdiff_t>(range.begin),
+                      plan.windows.begin() + static_cast<std::ptrdiff_t>(range.end));
+  sched.run<std::string>(
+      part, [&](const Window& w, std::size_t i) { return serialize(compute(w, range.begin + i)); },
+      [&](const Window&, std::size_t i, std::string& bytes) { out.add(range.begin + i, bytes); });
+}
+
+// consume(const Window&, std::size_t index, R&) serially in window order, R from
+// deserialize(ByteReader&) on each stored window (one window in memory at a time).
+template <class R, class Deserialize, class Consume>
+void replay(const WindowPlan& plan, const PartialSet& set, Deserialize&& deserialize,
+            Consume&& consume) {
+  if (set.size() != plan.windows.size()) throw_internal("partial results of another plan");
+  for (std::size_t i = 0; i < plan.windows.size(); ++i) {
+    const std::string bytes = set.window(i);
+    ByteReader r(bytes, set.file_of(i) + ", window " + std::to_string(i));
+    R item = deserialize(r);
+    consume(plan.windows[i], i, item);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
+
+inline ShardRange BlockScheduler::shard_windows(const WindowPlan& plan) const {
+  std::vector<int64_t> weights(plan.size());
+  for (std::size_t i = 0; i < plan.size(); ++i)
+    weights[i] =
+        options_.shard_weight ? options_.shard_weight(plan.windows[i]) : plan.windows[i].pixels();
+  return assign_shards(
+      weights,
+      options_.shard->spec().count)[static_cast<std::size_t>(options_.shard->spec().index)];
+}
 
 template <class R, class Compute, class Consume>
 bool BlockScheduler::run_shard_pass(const WindowPlan& plan, Compute& compute, Consume& consume) {
@@ -146,42 +192,32 @@ bool BlockScheduler::run_shard_pass(const WindowPlan& plan, Compute& compute, Co
   if constexpr (Shippable<R>) {
     const PartialKey key = s.key(pass.number, options_.label, plan.size(), plan_hash(plan));
     if (pass.action == ShardSession::Action::kReplay) {
-      const PartialSet set(s.files(pass.number), key);
       report(0, plan.size());
-      for (std::size_t i = 0; i < plan.size(); ++i) {
-        if (cancelled()) throw Error(ExitCode::kCancelled, "cancelled", {.stage = options_.label});
-        const std::string bytes = set.window(i);  // one window in memory at a time
-        ByteReader in(bytes, set.file_of(i) + ", window " + std::to_string(i));
-        R item = R::read(in);
-        consume(plan.windows[i], i, item);
-        report(i + 1, plan.size());
-      }
+      replay<R>(
+          plan, PartialSet(s.files(pass.number), key), [](ByteReader& in) { return R::read(in); },
+          [&](const Window& w, std::size_t i, R& item) {
+            if (cancelled())
+              throw Error(ExitCode::kCancelled, "cancelled", {.stage = options_.label});
+            consume(w, i, item);
+            report(i + 1, plan.size());
+          });
       return true;
     }
     if (pass.action == ShardSession::Action::kCompute) {
       // This shard's windows (balanced by weight), computed on a scheduler of its own.
-      std::vector<int64_t> weights(plan.size());
-      for (std::size_t i = 0; i < plan.size(); ++i)
-        weights[i] = options_.shard_weight ? options_.shard_weight(plan.windows[i])
-                                           : plan.windows[i].pixels();
-      const ShardRange range =
-          assign_shards(weights, s.spec().count)[static_cast<std::size_t>(s.spec().index)];
-      WindowPlan part = plan;
-      part.windows.assign(plan.windows.begin() + static_cast<std::ptrdiff_t>(range.begin),
-                          plan.windows.begin() + static_cast<std::ptrdiff_t>(range.end));
+      const ShardRange range = shard_windows(plan);
       SchedulerOptions local = options_;
       local.shard.reset();
+      BlockScheduler sched(local);
       PartialWriter out(s.output_file(), key);
-      BlockScheduler(local).run<std::string>(
-          part,
-          [&](const Window& w, std::size_t i) {
+      compute_shard<R>(
+          sched, plan, range, compute,
+          [](const R& r) {
             ByteWriter b;
-            compute(w, range.begin + i).write(b);
+            r.write(b);
             return b.take();
           },
-          [&](const Window&, std::size_t i, std::string& bytes) {
-            out.add(range.begin + i, bytes);
-          });
+          out);
       out.commit();
       s.computed(options_.label, range, plan.size());
     }

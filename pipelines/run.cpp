@@ -304,7 +304,11 @@ RunReport run_pipeline(const Config& cfg, const RunOptions& ro) {
                       {"method", t.method}});
       m["thresholds"] = th;
     }
-    if (session) m["sharded"] = sharded;
+    if (session) {
+      // Fragments of patches the merge joined across the borders of the shards' bands of rows.
+      if (x.patches) sharded["patch_fragments_joined"] = x.patches->set.stitched;
+      m["sharded"] = sharded;
+    }
     m["seconds"] = timings;
     m["seconds_total"] =
         std::round(

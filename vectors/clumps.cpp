@@ -2,11 +2,16 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <numeric>
 #include <tuple>
+
+#include "engine/error.hpp"
 
 namespace fw::vectors {
 
-ClumpFinder::ClumpFinder(int64_t width, Sink sink) : width_(width), sink_(std::move(sink)) {}
+ClumpFinder::ClumpFinder(int64_t width, Sink sink, int64_t first_row)
+    : width_(width), sink_(std::move(sink)), first_row_(first_row), row_(first_row) {}
 
 int32_t ClumpFinder::find(int32_t x) {
   while (comps_[static_cast<std::size_t>(x)].parent != x) {
@@ -33,6 +38,10 @@ int32_t ClumpFinder::unite(int32_t a, int32_t b) {
   x->c.col1 = std::max(x->c.col1, y->c.col1);
   x->seen_row = std::max(x->seen_row, y->seen_row);
   for (int k = 0; k < Clump::kChannels; ++k) x->c.channels[k].merge(y->c.channels[k]);
+  if (!y->firsts.empty()) {
+    x->firsts.insert(x->firsts.end(), y->firsts.begin(), y->firsts.end());
+    y->firsts.clear();
+  }
   y->parent = a;
   merged_.push_back(b);
   return a;
@@ -51,6 +60,7 @@ int32_t ClumpFinder::make(int code, int64_t row, int32_t col) {
   c.parent = id;
   c.seen_row = row;
   c.c = Clump{};
+  c.firsts.clear();
   c.c.code = code;
   c.c.row0 = c.c.row1 = c.c.seed_row = row;
   c.c.col0 = c.c.col1 = c.c.seed_col = col;
@@ -98,11 +108,12 @@ void ClumpFinder::push_row(const uint8_t* codes,
       ChannelStats& s = c.c.channels[static_cast<std::size_t>(k)];
       for (int32_t q = a; q < b; ++q) {
         const double z = v[q];
-        if (z != z) continue;
-        s.sum += z;
-        ++s.count;
-        if (z > s.max) s.max = z;
+        if (z == z) s.add(z);
       }
+    }
+    if (row_ == first_row_) {
+      c.firsts.push_back(static_cast<int32_t>(first_runs_.size()));
+      first_runs_.push_back({a, b, code, 0, 0});
     }
     cur_.push_back({a, b, root, code});
   }
@@ -119,6 +130,11 @@ void ClumpFinder::close_finished() {
     const int32_t root = find(r.comp);
     Comp& c = comps_[static_cast<std::size_t>(root)];
     if (c.seen_row == row_ || c.seen_row < 0) continue;
+    for (int32_t k : c.firsts) {
+      first_runs_[static_cast<std::size_t>(k)].seed_row = c.c.seed_row;
+      first_runs_[static_cast<std::size_t>(k)].seed_col = c.c.seed_col;
+    }
+    c.firsts.clear();
     sink_(c.c);
     c.seen_row = -1;
     free_.push_back(root);
@@ -135,9 +151,78 @@ int64_t ClumpFinder::oldest_open_row() {
 }
 
 void ClumpFinder::finish() {
+  last_runs_.clear();
+  for (const Run& r : prev_) {
+    const Clump& c = comps_[static_cast<std::size_t>(find(r.comp))].c;
+    last_runs_.push_back({r.c0, r.c1, r.code, c.seed_row, c.seed_col});
+  }
   cur_.clear();
   close_finished();
   prev_.clear();
+}
+
+std::vector<Clump> stitch_bands(const std::vector<ClumpBand>& bands) {
+  // Every open clump, by its first cell.
+  std::vector<const Clump*> all;
+  std::map<std::pair<int64_t, int64_t>, std::size_t> by_seed;
+  for (const ClumpBand& b : bands) {
+    for (const Clump& c : b.open) {
+      by_seed.emplace(std::make_pair(c.seed_row, c.seed_col), all.size());
+      all.push_back(&c);
+    }
+  }
+  std::vector<std::size_t> parent(all.size());
+  std::iota(parent.begin(), parent.end(), std::size_t{0});
+  auto find = [&](std::size_t x) {
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+  };
+  auto of = [&](const BoundaryRun& r) {
+    const auto it = by_seed.find({r.seed_row, r.seed_col});
+    if (it == by_seed.end())
+      throw_internal("clump band: a boundary run at column " + std::to_string(r.c0) +
+                     " names no open clump (first cell row " + std::to_string(r.seed_row) +
+                     ", column " + std::to_string(r.seed_col) + ")");
+    return it->second;
+  };
+  for (std::size_t k = 0; k + 1 < bands.size(); ++k) {
+    const ClumpBand &up = bands[k], &down = bands[k + 1];
+    if (down.first_row != up.last_row + 1)
+      throw_internal("clump bands leave a gap: rows " + std::to_string(up.last_row) + " and " +
+                     std::to_string(down.first_row));
+    // Runs of one row are in column order and apart, so both lists advance together.
+    std::size_t j = 0;
+    for (const BoundaryRun& t : down.top) {
+      while (j < up.bottom.size() && up.bottom[j].c1 < t.c0) ++j;
+      for (std::size_t q = j; q < up.bottom.size() && up.bottom[q].c0 <= t.c1; ++q) {
+        if (up.bottom[q].code != t.code) continue;
+        const std::size_t a = find(of(up.bottom[q])), b = find(of(t));
+        if (a != b) parent[std::max(a, b)] = std::min(a, b);
+      }
+    }
+  }
+  std::map<std::size_t, Clump> joined;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Clump& y = *all[i];
+    auto [it, fresh] = joined.try_emplace(find(i), y);
+    if (fresh) continue;
+    Clump& x = it->second;
+    x.cells += y.cells;
+    x.row0 = std::min(x.row0, y.row0);
+    x.col0 = std::min(x.col0, y.col0);
+    x.row1 = std::max(x.row1, y.row1);
+    x.col1 = std::max(x.col1, y.col1);
+    if (std::tie(y.seed_row, y.seed_col) < std::tie(x.seed_row, x.seed_col))
+      x.seed_row = y.seed_row, x.seed_col = y.seed_col;
+    for (std::size_t c = 0; c < x.channels.size(); ++c) x.channels[c].merge(y.channels[c]);
+  }
+  std::vector<Clump> out;
+  out.reserve(joined.size());
+  for (auto& [root, c] : joined) out.push_back(c);
+  std::sort(out.begin(), out.end(), [](const Clump& a, const Clump& b) {
+    return std::tie(a.seed_row, a.seed_col) < std::tie(b.seed_row, b.seed_col);
+  });
+  return out;
 }
 
 }  // namespace fw::vectors

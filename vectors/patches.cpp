@@ -22,6 +22,7 @@
 #include "engine/atomic_file.hpp"
 #include "engine/error.hpp"
 #include "engine/log.hpp"
+#include "engine/partials.hpp"
 #include "engine/raster_io.hpp"
 #include "vectors/clumps.hpp"
 #include "vectors/ecozones.hpp"
@@ -168,6 +169,70 @@ GeometryPtr polygonize_mask(const std::vector<uint8_t>& in, const Window& w, con
     }
   }
   return g;
+}
+
+// A drawn patch as a shard ships it: its clump, its measures and its polygon (WKB, exact).
+struct DrawnMeasures {
+  int64_t cells;
+  double valid_fraction, pixel_area_m2, area_m2, area_mu, xmin, ymin, xmax, ymax, lon, lat,
+      intensity_max, intensity_mean, magnitude_mean, index_before, index_after;
+};
+
+// A shard's band of the patch pass: its rows, counts, fragments and boundary runs, and the
+// patches it drew.
+void write_band(ByteWriter& w, const ClumpBand& band, const std::vector<Patch>& drawn,
+                const std::vector<Clump>& clumps, const PatchSet& set) {
+  w.put<int64_t>(band.first_row);
+  w.put<int64_t>(band.last_row);
+  w.put<int64_t>(set.sieved_cells);
+  w.put<int64_t>(set.drawn_late);
+  w.put_vector(band.open);
+  w.put_vector(band.top);
+  w.put_vector(band.bottom);
+  w.put_vector(clumps);
+  std::vector<unsigned char> wkb;
+  for (const Patch& p : drawn) {
+    w.put(DrawnMeasures{p.cells, p.valid_fraction, p.pixel_area_m2, p.area_m2, p.area_mu, p.xmin,
+                        p.ymin, p.xmax, p.ymax, p.lon, p.lat, p.intensity_max, p.intensity_mean,
+                        p.magnitude_mean, p.index_before, p.index_after});
+    wkb.resize(p.geom->WkbSize());
+    p.geom->exportToWkb(wkbNDR, wkb.data(), wkbVariantIso);
+    w.put_vector(wkb);
+  }
+}
+
+ClumpBand read_band(ByteReader& in, std::vector<Patch>& drawn, std::vector<Clump>& clumps,
+                    PatchSet& set) {
+  ClumpBand band;
+  band.first_row = in.get<int64_t>();
+  band.last_row = in.get<int64_t>();
+  set.sieved_cells += in.get<int64_t>();
+  set.drawn_late += in.get<int64_t>();
+  band.open = in.get_vector<Clump>();
+  band.top = in.get_vector<BoundaryRun>();
+  band.bottom = in.get_vector<BoundaryRun>();
+  const auto mine = in.get_vector<Clump>();
+  clumps.insert(clumps.end(), mine.begin(), mine.end());
+  for (std::size_t k = 0; k < mine.size(); ++k) {
+    const auto m = in.get<DrawnMeasures>();
+    Patch p;
+    p.cells = m.cells;
+    p.valid_fraction = m.valid_fraction, p.pixel_area_m2 = m.pixel_area_m2;
+    p.area_m2 = m.area_m2, p.area_mu = m.area_mu;
+    p.xmin = m.xmin, p.ymin = m.ymin, p.xmax = m.xmax, p.ymax = m.ymax, p.lon = m.lon,
+    p.lat = m.lat;
+    p.intensity_max = m.intensity_max, p.intensity_mean = m.intensity_mean;
+    p.magnitude_mean = m.magnitude_mean, p.index_before = m.index_before,
+    p.index_after = m.index_after;
+    const auto wkb = in.get_vector<unsigned char>();
+    OGRGeometry* g = nullptr;
+    if (OGRGeometryFactory::createFromWkb(wkb.data(), nullptr, &g, wkb.size()) != OGRERR_NONE || !g)
+      throw_input("a shard's patch polygon cannot be read (patch fragments of rows " +
+                  std::to_string(band.first_row) + "-" + std::to_string(band.last_row) + ")");
+    p.geom.reset(g);
+    drawn.push_back(std::move(p));
+  }
+  return band;
 }
 
 }  // namespace
@@ -427,9 +492,7 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
     OGRPoint ct;
     p.geom->Centroid(&ct);
     p.lon = ct.getX(), p.lat = ct.getY();
-    auto mean = [](const ChannelStats& s) {
-      return s.count ? s.sum / static_cast<double>(s.count) : kNaN;
-    };
+    auto mean = [](const ChannelStats& s) { return s.mean(); };
     p.intensity_max = c.channels[0].count ? c.channels[0].max : kNaN;
     p.intensity_mean = mean(c.channels[0]);
     p.magnitude_mean = mean(c.channels[1]);
@@ -449,60 +512,144 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
     batch.clear();
     pending_bytes = 0;
   };
-  {
-    SchedulerOptions s0 = so;
-    s0.label = "patch cells";
+  // Clumps whose top rows were gone when they closed (or stitched from fragments): drawn from
+  // their own boxes.
+  auto draw_deferred = [&] {
+    out.drawn_late += static_cast<int64_t>(deferred.size());
+    for (Item& it : deferred) {
+      Cells cells;
+      read_cells(it.w, cells);
+      it.dom = std::move(cells.dom);
+      it.valid = std::move(cells.valid);
+      if (with_cover) {
+        const auto n = static_cast<std::size_t>(it.w.pixels());
+        it.cov.assign(cells.cov.begin() + static_cast<std::ptrdiff_t>((it.c.code - 1) * n),
+                      cells.cov.begin() + static_cast<std::ptrdiff_t>(it.c.code * n));
+      }
+    }
+    flush(deferred);
+  };
+  auto check_failures = [&] {
+    for (const auto& f : failures) {
+      if (!f.empty()) throw_internal("patches of " + opt.change_class + ": " + f);
+    }
+  };
+  // The pass over the rows, in full-width strips. In a sharded run (engine/shard_session.hpp)
+  // a shard does the strips of its band of rows: it draws the clumps inside its band and ships
+  // them with those touching its first or last row (fragments) and its runs on those rows; the
+  // merge stitches the fragments of neighbouring bands (stitch_bands) and draws the joined
+  // clumps from their own boxes, so every patch is the one a single machine draws.
+  SchedulerOptions s0 = so;
+  s0.label = "patch cells";
+  s0.shard.reset();
+  const int64_t width = grid.width();
+  // Strips of whole block rows of the classes. Shards and the merge read them from differently
+  // laid out files (drafts), so a sharded run's plan does not depend on the layout: strips of 16
+  // rows or multiples, fine enough to balance bands of rows between shards.
+  int bw = 512, bh = 16;
+  if (!so.shard) block_size(classes.local(), bw, bh);
+  const WindowPlan plan = BlockScheduler(s0).plan(width, grid.height(), static_cast<int>(width), bh,
+                                                  with_cover ? 26.0 : 20.0);
+  ShardSession::Action action = ShardSession::Action::kLocal;
+  int pass_number = 0;
+  PartialKey key;
+  if (so.shard) {
+    const ShardSession::Pass pass = so.shard->begin_pass(s0.label, true);
+    action = pass.action;
+    pass_number = pass.number;
+    key = so.shard->key(pass.number, s0.label, plan.size(), plan_hash(plan));
+  }
+  if (action == ShardSession::Action::kReplay) {
+    std::vector<ClumpBand> bands;
+    const PartialSet parts(so.shard->files(pass_number), key);
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      const std::string bytes = parts.window(i);
+      if (bytes.empty()) continue;  // a band is shipped in its first window's record
+      ByteReader in(bytes, parts.file_of(i) + ", window " + std::to_string(i));
+      bands.push_back(read_band(in, drawn, drawn_clumps, out));
+      if (!in.done()) throw_input("patch fragments of another format", {.file = parts.file_of(i)});
+    }
+    failures.resize(drawn.size());
+    std::size_t fragments = 0;
+    for (const ClumpBand& b : bands) fragments += b.open.size();
+    const std::vector<Clump> joined = stitch_bands(bands);
+    for (const Clump& c : joined) {
+      if (c.cells < out.mmu_cells) {
+        out.sieved_cells += c.cells;
+      } else {
+        deferred.push_back(Item{c, ring_window(c), {}, {}, {}});
+      }
+    }
+    out.stitched = static_cast<int64_t>(fragments - joined.size());
+    log::info("patch fragments stitched", {{"bands", std::to_string(bands.size())},
+                                           {"fragments", std::to_string(fragments)},
+                                           {"clumps", std::to_string(joined.size())}});
+  } else {
+    ShardRange range{0, plan.size()};
+    if (action == ShardSession::Action::kCompute) range = BlockScheduler(so).shard_windows(plan);
+    WindowPlan part = plan;
+    part.windows.assign(plan.windows.begin() + static_cast<std::ptrdiff_t>(range.begin),
+                        plan.windows.begin() + static_cast<std::ptrdiff_t>(range.end));
+    ClumpBand band;
+    if (!part.windows.empty()) {
+      band.first_row = part.windows.front().y;
+      band.last_row = part.windows.back().y + part.windows.back().h - 1;
+    }
     BlockScheduler sched(s0);
-    int bw = 512, bh = 512;
-    block_size(classes.local(), bw, bh);
-    const int64_t width = grid.width();
     // Rows kept for drawing the clumps still open: up to a quarter of the memory budget. A clump
     // taller than that is drawn after the pass, from its own box.
     const int64_t row_bytes = 8 * width;
     const int64_t max_rows =
         std::max<int64_t>(64, sched.budget_bytes() / 4 / std::max<int64_t>(1, row_bytes));
     std::deque<Cells> rows;  // one Cells per row, from row `first`
-    int64_t first = 0;
-    ClumpFinder finder(width, [&](const Clump& c) {
-      if (c.cells < out.mmu_cells) {
-        out.sieved_cells += c.cells;
-        return;
-      }
-      Item it{c, ring_window(c), {}, {}, {}};
-      if (it.w.y < first) {  // its top rows are gone
-        deferred.push_back(std::move(it));
-        return;
-      }
-      const auto n = static_cast<std::size_t>(it.w.pixels());
-      it.dom.resize(n);
-      it.valid.resize(n);
-      if (with_cover) it.cov.resize(n);
-      for (int64_t r = 0; r < it.w.h; ++r) {
-        const Cells& row = rows[static_cast<std::size_t>(it.w.y + r - first)];
-        const auto dst = static_cast<std::size_t>(r * it.w.w);
-        const auto x = static_cast<std::size_t>(it.w.x), ww = static_cast<std::size_t>(it.w.w);
-        std::copy_n(row.dom.begin() + static_cast<std::ptrdiff_t>(x), ww,
-                    it.dom.begin() + static_cast<std::ptrdiff_t>(dst));
-        std::copy_n(row.valid.begin() + static_cast<std::ptrdiff_t>(x), ww,
-                    it.valid.begin() + static_cast<std::ptrdiff_t>(dst));
-        if (with_cover)
-          std::copy_n(
-              row.cov.begin() +
-                  static_cast<std::ptrdiff_t>(
-                      static_cast<std::size_t>(c.code - 1) * static_cast<std::size_t>(width) + x),
-              ww, it.cov.begin() + static_cast<std::ptrdiff_t>(dst));
-      }
-      pending_bytes += 3 * n;
-      items.push_back(std::move(it));
-    });
+    int64_t first = band.first_row;
+    ClumpFinder finder(
+        width,
+        [&](const Clump& c) {
+          // A clump on the band's first or last row may go on in the next band: a fragment.
+          if ((c.row0 == band.first_row && band.first_row > 0) ||
+              (c.row1 == band.last_row && band.last_row < grid.height() - 1)) {
+            band.open.push_back(c);
+            return;
+          }
+          if (c.cells < out.mmu_cells) {
+            out.sieved_cells += c.cells;
+            return;
+          }
+          Item it{c, ring_window(c), {}, {}, {}};
+          if (it.w.y < first) {  // its top rows are gone
+            deferred.push_back(std::move(it));
+            return;
+          }
+          const auto n = static_cast<std::size_t>(it.w.pixels());
+          it.dom.resize(n);
+          it.valid.resize(n);
+          if (with_cover) it.cov.resize(n);
+          for (int64_t r = 0; r < it.w.h; ++r) {
+            const Cells& row = rows[static_cast<std::size_t>(it.w.y + r - first)];
+            const auto dst = static_cast<std::size_t>(r * it.w.w);
+            const auto x = static_cast<std::size_t>(it.w.x), ww = static_cast<std::size_t>(it.w.w);
+            std::copy_n(row.dom.begin() + static_cast<std::ptrdiff_t>(x), ww,
+                        it.dom.begin() + static_cast<std::ptrdiff_t>(dst));
+            std::copy_n(row.valid.begin() + static_cast<std::ptrdiff_t>(x), ww,
+                        it.valid.begin() + static_cast<std::ptrdiff_t>(dst));
+            if (with_cover)
+              std::copy_n(row.cov.begin() +
+                              static_cast<std::ptrdiff_t>(static_cast<std::size_t>(c.code - 1) *
+                                                              static_cast<std::size_t>(width) +
+                                                          x),
+                          ww, it.cov.begin() + static_cast<std::ptrdiff_t>(dst));
+          }
+          pending_bytes += 3 * n;
+          items.push_back(std::move(it));
+        },
+        band.first_row);
     struct Strip {
       Cells cells;
       std::array<std::vector<float>, Clump::kChannels> values;
     };
-    const WindowPlan plan =
-        sched.plan(width, grid.height(), static_cast<int>(width), bh, with_cover ? 26.0 : 20.0);
     sched.run<Strip>(
-        plan,
+        part,
         [&](const Window& w, std::size_t) {
           Strip s;
           read_cells(w, s.cells);
@@ -559,25 +706,27 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
         });
     finder.finish();
     flush(items);
+    band.top = finder.first_runs();
+    band.bottom = finder.last_runs();
+    if (action == ShardSession::Action::kCompute) {
+      // Clumps taller than the rows kept are drawn here too, then the band is shipped whole in
+      // its first window's record (the others are empty).
+      draw_deferred();
+      check_failures();
+      PartialWriter w(so.shard->output_file(), key);
+      for (std::size_t k = range.begin; k < range.end; ++k) {
+        ByteWriter bytes;
+        if (k == range.begin) write_band(bytes, band, drawn, drawn_clumps, out);
+        w.add(k, bytes.take());
+      }
+      w.commit();
+      so.shard->computed(s0.label, range, plan.size());
+    }
   }
   lap("clumps");
   // Clumps taller than the rows kept: drawn from their own boxes.
-  out.drawn_late = static_cast<int64_t>(deferred.size());
-  for (Item& it : deferred) {
-    Cells cells;
-    read_cells(it.w, cells);
-    it.dom = std::move(cells.dom);
-    it.valid = std::move(cells.valid);
-    if (with_cover) {
-      const auto n = static_cast<std::size_t>(it.w.pixels());
-      it.cov.assign(cells.cov.begin() + static_cast<std::ptrdiff_t>((it.c.code - 1) * n),
-                    cells.cov.begin() + static_cast<std::ptrdiff_t>(it.c.code * n));
-    }
-  }
-  flush(deferred);
-  for (const auto& f : failures) {
-    if (!f.empty()) throw_internal("patches of " + opt.change_class + ": " + f);
-  }
+  draw_deferred();
+  check_failures();
   // Stable ids: CP<category code>-<row>-<col> of the box's upper-left cell.
   std::vector<std::size_t> order(drawn.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;

@@ -71,7 +71,7 @@ struct Patch {
   double zone_area_m2 = 0;
   std::string township, village;
   int priority = 3;
-  std::string chips;  // chip file names, ';'-separated (filled by the caller)
+  std::string chips;               // chip file names, ';'-separated (filled by the caller)
   std::vector<std::string> extra;  // values of PatchSet::extra_fields (filled by the caller)
 };
 
@@ -82,6 +82,7 @@ struct PatchSet {
   int64_t below_unit = 0;      // rims dropped: sub-pixel area under half the unit
   int64_t sieved_cells = 0;    // changed cells in clumps below the unit
   int64_t drawn_late = 0;      // clumps taller than the rows kept, drawn from their own boxes
+  int64_t stitched = 0;        // sharded runs: fragments of the shards' bands joined to another
   // Columns a caller adds after the patch's own (e.g. the run history's status and due date),
   // written by write_patches; each patch's `extra` holds their values in this order.
   std::vector<FieldDef> extra_fields;

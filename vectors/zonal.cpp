@@ -15,7 +15,7 @@
 #include "engine/error.hpp"
 #include "engine/log.hpp"
 #include "engine/raster_io.hpp"
-#include "engine/shard_run.hpp"
+#include "engine/scheduler.hpp"
 
 namespace fw::vectors {
 namespace {

@@ -11,7 +11,7 @@
 #include "engine/atomic_file.hpp"
 #include "engine/error.hpp"
 #include "engine/shard.hpp"
-#include "engine/shard_run.hpp"
+#include "engine/scheduler.hpp"
 #include "tests/test_util.hpp"
 
 namespace fw {

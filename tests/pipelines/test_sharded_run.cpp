@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 using test::slurp;
 
 constexpr int kShards = 4;
-constexpr int kPhases = 7;  // one more than the passes the shards can take: a no-op phase
+constexpr int kPhases = 8;  // one more than the passes the shards can take: a no-op phase
 
 // Every layer of a vector file: per feature its id, fields (as text) and geometry (WKT).
 // `skip` names fields left out (timestamps).
@@ -73,11 +73,11 @@ class ShardedRun : public ::testing::Test {
     o.parcels = 160;
     o.seed = 5;
     synth::generate(o);
-    // Planted changes across the shard borders (window edges at 512 pixels): bright roofs on
-    // clear ground at date 2, 24 x 24 pixels centred on a vertical edge, a horizontal edge and
-    // a corner of four windows.
-    for (const auto& [cx, cy] : kPlanted) {
-      const Window w{cx - 12, cy - 12, 24, 24};
+    // Planted changes across the shard borders: bright roofs on clear ground at date 2, 24 x 24
+    // pixels centred on a vertical window edge (512 pixels), a horizontal one and a corner of
+    // four windows, and a road 12 pixels wide down the whole scene, across every band of rows
+    // the shards' patch passes take.
+    for (const Window& w : kPlanted) {
       // Crops at date 1, a roof at date 2 (DN of B2, B3, B4, B8, B11, B12).
       const std::vector<uint16_t> crop = {1400, 1700, 1500, 4500, 2800, 1900};
       const std::vector<uint16_t> roof = {3600, 3800, 4000, 4200, 4800, 4500};
@@ -98,8 +98,8 @@ class ShardedRun : public ::testing::Test {
       }
     }
   }
-  static constexpr std::array<std::pair<int64_t, int64_t>, 3> kPlanted{
-      {{512, 260}, {830, 512}, {512, 512}}};
+  static constexpr std::array<Window, 4> kPlanted{
+      {{500, 248, 24, 24}, {818, 500, 24, 24}, {500, 500, 24, 24}, {300, 2, 12, 1096}}};
   static void TearDownTestSuite() {
     delete scene_;
     scene_ = nullptr;
@@ -170,10 +170,10 @@ TEST_F(ShardedRun, FourShardsThenMergeEqualOneMachine) {
   EXPECT_EQ(passes, (std::vector<std::string>{"indices before (inputs.before)",
                                               "indices after (inputs.after)", "change statistics",
                                               "change classes", "sub-pixel change cover",
-                                              "zonal statistics", "-"}));
+                                              "zonal statistics", "patch cells", "-"}));
 
   // Every phase's shards did contiguous, non-empty runs of its plan's windows, covering it.
-  for (int k = 1; k <= 6; ++k) {
+  for (int k = 1; k <= 7; ++k) {
     std::size_t next = 0, of = 0;
     for (int i = 0; i < kShards; ++i) {
       const auto m = nlohmann::json::parse(slurp(
@@ -189,12 +189,14 @@ TEST_F(ShardedRun, FourShardsThenMergeEqualOneMachine) {
   }
 
   // The phases farmwatch slurm submits for this pipeline are those the shards computed.
-  EXPECT_EQ(pipelines::shard_phases(config()), 6);
-  EXPECT_EQ(pipelines::shard_phases(config({"steps.change.cover=false"})), 5);
-  EXPECT_EQ(pipelines::shard_phases(config({"steps.ecology.enabled=true"})), 9);
+  EXPECT_EQ(pipelines::shard_phases(config()), 7);
+  EXPECT_EQ(pipelines::shard_phases(config({"steps.change.cover=false"})), 6);
+  EXPECT_EQ(pipelines::shard_phases(config({"steps.ecology.enabled=true"})), 10);
 
   const auto merged = merge();
-  EXPECT_EQ(merged.manifest["sharded"]["phases"], 6);
+  EXPECT_EQ(merged.manifest["sharded"]["phases"], 7);
+  // The road crosses the three borders between the shards' bands of rows: four fragments joined.
+  EXPECT_GE(merged.manifest["sharded"]["patch_fragments_joined"].get<int>(), 3);
   EXPECT_EQ(merged.manifest["run_key"], one.manifest["run_key"]);
   ASSERT_EQ(merged.files, one.files);
   int compared = 0;
@@ -217,23 +219,26 @@ TEST_F(ShardedRun, FourShardsThenMergeEqualOneMachine) {
   double gt[6];
   cls->GetGeoTransform(gt);
   DatasetPtr patches = open_vector(dir_ / "out/patches.geojson");
-  for (const auto& [cx, cy] : kPlanted) {
+  for (const Window& w : kPlanted) {
     int found = 0;
+    const std::string at = std::to_string(w.x) + "," + std::to_string(w.y);
     for (auto& f : *patches->GetLayer(0)) {
       // The patch's box in the grid's CRS is in its fields (the geometry is longitude/latitude).
       const double x0 = (f->GetFieldAsDouble("xmin") - gt[0]) / gt[1];
       const double x1 = (f->GetFieldAsDouble("xmax") - gt[0]) / gt[1];
       const double y0 = (f->GetFieldAsDouble("ymax") - gt[3]) / gt[5];
       const double y1 = (f->GetFieldAsDouble("ymin") - gt[3]) / gt[5];
-      if (x1 < cx - 12 || x0 > cx + 12 || y1 < cy - 12 || y0 > cy + 12) continue;
+      if (x1 <= w.x || x0 >= w.x + w.w || y1 <= w.y || y0 >= w.y + w.h) continue;
       ++found;
-      EXPECT_LE(x0, cx - 10) << cx << "," << cy;
-      EXPECT_GE(x1, cx + 10) << cx << "," << cy;
-      EXPECT_LE(y0, cy - 10) << cx << "," << cy;
-      EXPECT_GE(y1, cy + 10) << cx << "," << cy;
-      EXPECT_NEAR(f->GetFieldAsDouble("area_m2"), 24 * 24 * 100.0, 24 * 24 * 100.0 * 0.1);
+      EXPECT_STREQ(f->GetFieldAsString("category"), "construction") << at;
+      EXPECT_LE(x0, w.x + 2) << at;
+      EXPECT_GE(x1, w.x + w.w - 2) << at;
+      EXPECT_LE(y0, w.y + 2) << at;
+      EXPECT_GE(y1, w.y + w.h - 2) << at;
+      const double truth = static_cast<double>(w.pixels()) * 100.0;
+      EXPECT_NEAR(f->GetFieldAsDouble("area_m2"), truth, truth * 0.1) << at;
     }
-    EXPECT_EQ(found, 1) << "planted change at pixel " << cx << "," << cy;
+    EXPECT_EQ(found, 1) << "planted change at pixel " << at;
   }
 }
 
@@ -246,7 +251,7 @@ TEST_F(ShardedRun, EcologyAndZonesAreShardedToo) {
   fs::rename(dir_ / "out", dir_ / "one");
   fs::remove(dir_ / "history.gpkg");
   const int phases = pipelines::shard_phases(config(zones));
-  EXPECT_EQ(phases, 10);
+  EXPECT_EQ(phases, 11);
   std::vector<std::string> passes;
   for (int k = 1; k <= phases; ++k) {
     for (int i = 0; i < 2; ++i) pipelines::run_shard(config(zones), ro_, {i, 2}, k, run_dir_);

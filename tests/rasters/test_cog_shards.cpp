@@ -9,7 +9,7 @@
 #include "engine/atomic_file.hpp"
 #include "engine/gdal_handles.hpp"
 #include "engine/raster_io.hpp"
-#include "engine/shard_run.hpp"
+#include "engine/scheduler.hpp"
 #include "rasters/cog.hpp"
 #include "tests/rasters/raster_fixtures.hpp"
 #include "tests/test_util.hpp"

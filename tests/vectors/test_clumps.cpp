@@ -36,11 +36,7 @@ std::vector<Clump> flood_fill(const std::vector<uint8_t>& a, const std::vector<f
         ++k.cells;
         k.row0 = std::min<int64_t>(k.row0, rr), k.row1 = std::max<int64_t>(k.row1, rr);
         k.col0 = std::min<int64_t>(k.col0, cc), k.col1 = std::max<int64_t>(k.col1, cc);
-        if (!std::isnan(v[j])) {
-          k.channels[1].sum += v[j];
-          ++k.channels[1].count;
-          k.channels[1].max = std::max<double>(k.channels[1].max, v[j]);
-        }
+        if (!std::isnan(v[j])) k.channels[1].add(v[j]);
         for (int dr = -1; dr <= 1; ++dr) {
           for (int dc = -1; dc <= 1; ++dc) {
             const int r2 = rr + dr, c2 = cc + dc;
@@ -87,12 +83,95 @@ TEST(Clumps, EqualAFloodFillOnRandomMaps) {
     for (std::size_t i = 0; i < got.size(); ++i) {
       ASSERT_EQ(key(got[i]), key(want[i])) << "trial " << trial << " clump " << i;
       // Values are small integers: the sums are exact in any order.
-      EXPECT_EQ(got[i].channels[1].sum, want[i].channels[1].sum);
+      EXPECT_EQ(got[i].channels[1].sum(), want[i].channels[1].sum());
       EXPECT_EQ(got[i].channels[1].count, want[i].channels[1].count);
       EXPECT_EQ(got[i].channels[0].count, 0);
       if (want[i].channels[1].count) {
         EXPECT_EQ(got[i].channels[1].max, want[i].channels[1].max);
       }
+    }
+  }
+}
+
+TEST(Clumps, FixedPointSumsAreExactInAnyOrderAndCloseToTheDoubleSum) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  std::vector<float> v(10000);
+  for (float& z : v) z = u(rng);
+  vectors::ChannelStats fwd, back, halves[2];
+  double plain = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    fwd.add(v[i]);
+    back.add(v[v.size() - 1 - i]);
+    halves[i % 2].add(v[i]);
+    plain += v[i];
+  }
+  halves[1].merge(halves[0]);
+  EXPECT_TRUE(fwd.fixed == back.fixed);
+  EXPECT_TRUE(fwd.fixed == halves[1].fixed);
+  EXPECT_EQ(fwd.count, 10000);
+  // Truncation to 2^-36 loses at most 1.5e-11 per value.
+  EXPECT_NEAR(fwd.sum(), plain, 10000 * 1.5e-11 + 1e-9);
+  EXPECT_EQ(fwd.max, *std::max_element(v.begin(), v.end()));
+  vectors::ChannelStats big;
+  big.add(1e30);  // clamped, not wrapped
+  EXPECT_GT(big.sum(), 6e7);
+}
+
+// A raster cut into bands of rows (as shards cut it): the clumps inside a band are whole; those
+// touching a band's first or last row, stitched by their boundary runs, are the rest. Together
+// they are the clumps of one pass over the whole raster, sums to the bit.
+TEST(Clumps, BandsStitchedByBoundaryRunsEqualOnePass) {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int w = 3 + static_cast<int>(rng() % 60), h = 2 + static_cast<int>(rng() % 60);
+    const double density = 0.3 + 0.5 * (trial % 4) / 3.0;
+    std::vector<uint8_t> a(static_cast<std::size_t>(w * h));
+    std::vector<float> v(a.size());
+    std::uniform_real_distribution<double> u(0, 1);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      a[i] = u(rng) < density ? static_cast<uint8_t>(1 + rng() % (trial % 2 + 1)) : 0;
+      v[i] = static_cast<float>(u(rng) * 3.7 - 1.1);
+    }
+    auto run = [&](int r0, int r1, std::vector<Clump>& whole, vectors::ClumpBand* band) {
+      vectors::ClumpFinder f(
+          w,
+          [&](const Clump& c) {
+            const bool open = band && ((c.row0 == r0 && r0 > 0) || (c.row1 == r1 && r1 < h - 1));
+            (open ? band->open : whole).push_back(c);
+          },
+          r0);
+      for (int r = r0; r <= r1; ++r) {
+        const auto off = static_cast<std::size_t>(r * w);
+        f.push_row(a.data() + off, {nullptr, v.data() + off, nullptr, nullptr});
+      }
+      f.finish();
+      if (band) {
+        band->first_row = r0, band->last_row = r1;
+        band->top = f.first_runs(), band->bottom = f.last_runs();
+      }
+    };
+    std::vector<Clump> want, got;
+    run(0, h - 1, want, nullptr);
+    // Cuts at random rows (bands of one row included).
+    std::vector<int> cuts{0};
+    for (int r = 1; r < h; ++r)
+      if (rng() % 4 == 0) cuts.push_back(r);
+    cuts.push_back(h);
+    std::vector<vectors::ClumpBand> bands(cuts.size() - 1);
+    for (std::size_t b = 0; b + 1 < cuts.size(); ++b) run(cuts[b], cuts[b + 1] - 1, got, &bands[b]);
+    std::size_t open = 0;
+    for (const auto& b : bands) open += b.open.size();
+    const auto stitched = vectors::stitch_bands(bands);
+    EXPECT_LE(stitched.size(), open);
+    got.insert(got.end(), stitched.begin(), stitched.end());
+    ASSERT_EQ(got.size(), want.size()) << "trial " << trial;
+    std::sort(got.begin(), got.end(), [](auto& x, auto& y) { return key(x) < key(y); });
+    std::sort(want.begin(), want.end(), [](auto& x, auto& y) { return key(x) < key(y); });
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(key(got[i]), key(want[i])) << "trial " << trial << " clump " << i;
+      EXPECT_TRUE(got[i].channels[1].fixed == want[i].channels[1].fixed);
+      EXPECT_EQ(got[i].channels[1].max, want[i].channels[1].max);
     }
   }
 }
