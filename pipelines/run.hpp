@@ -15,6 +15,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -105,11 +106,14 @@ struct ShardReport {
 ShardReport run_shard(const Config& cfg, const RunOptions& options, ShardSpec spec, int phase,
                       const std::string& run_dir);
 
-// A sharded run's window weights (SchedulerOptions::shard_weight): a window's pixels, and
-// 10,000 per parcel whose box centre lies in it (a parcel's coverage, overlays and table rows),
-// so a shard of empty land or sea is not a shard of work.
-std::function<int64_t(const Window&)> shard_weights(const vectors::ParcelSet& set,
-                                                    const Grid& grid);
+// A sharded run's window weights (SchedulerOptions::shard_weight): a window's valid pixels
+// (both dates' masks, sampled coarsely: rasters::sample_valid; all pixels without `valid`), a
+// quarter of its masked ones (still read and written), and 10,000 per parcel whose box centre
+// lies in it (a parcel's coverage, overlays and table rows), so that a shard of clouds, empty
+// land or sea is not a shard of work.
+std::function<int64_t(const Window&)> shard_weights(
+    const vectors::ParcelSet& set, const Grid& grid,
+    std::shared_ptr<const rasters::ValidSamples> valid = nullptr);
 
 // Every regular file under `dir`, relative, sorted.
 std::vector<std::string> list_files(const std::string& dir);

@@ -143,7 +143,11 @@ void readers(RunContext& x) {
   po.unique_ids = c.flag("inputs.parcels.unique_ids");
   x.parcels.emplace(vectors::load_parcels(po, x.grid));
   x.counts["parcels"] = x.parcels->parcels.size();
-  if (x.so.shard) x.so.shard_weight = shard_weights(*x.parcels, x.grid);
+  if (x.so.shard) {
+    auto valid = std::make_shared<rasters::ValidSamples>(
+        rasters::sample_valid({&*x.before, &*x.after}, x.grid));
+    x.so.shard_weight = shard_weights(*x.parcels, x.grid, std::move(valid));
+  }
   if (!c.path("inputs.zones.file").empty()) {
     x.zone_options.layer.file = c.path("inputs.zones.file");
     x.zone_options.layer.layer = c.str("inputs.zones.layer");
@@ -958,8 +962,9 @@ std::vector<StageSpec> build() {
 
 }  // namespace
 
-std::function<int64_t(const Window&)> shard_weights(const vectors::ParcelSet& set,
-                                                    const Grid& grid) {
+std::function<int64_t(const Window&)> shard_weights(
+    const vectors::ParcelSet& set, const Grid& grid,
+    std::shared_ptr<const rasters::ValidSamples> valid) {
   auto centres = std::make_shared<std::vector<std::pair<double, double>>>();  // (row, col)
   for (const auto& p : set.parcels) {
     OGREnvelope e;
@@ -969,13 +974,15 @@ std::function<int64_t(const Window&)> shard_weights(const vectors::ParcelSet& se
     centres->emplace_back(row, col);
   }
   std::sort(centres->begin(), centres->end());
-  return [centres](const Window& w) {
+  return [centres, valid](const Window& w) {
     auto it = std::lower_bound(centres->begin(), centres->end(),
                                std::pair<double, double>{static_cast<double>(w.y), -1e300});
     int64_t n = 0;
     for (; it != centres->end() && it->first < static_cast<double>(w.y + w.h); ++it)
       n += it->second >= static_cast<double>(w.x) && it->second < static_cast<double>(w.x + w.w);
-    return w.pixels() + 10000 * n;
+    // Masked pixels are still read and written: a quarter of a valid one.
+    const int64_t ok = valid ? valid->valid_pixels(w) : w.pixels();
+    return ok + (w.pixels() - ok) / 4 + 10000 * n;
   };
 }
 

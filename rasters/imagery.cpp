@@ -462,6 +462,40 @@ void BandReader::read_reflectance(const Window& win, float* out) {
 
 // ---------------------------------------------------------------------------------------------
 
+ValidSamples sample_valid(const std::vector<const Imagery*>& dates, const Grid& grid,
+                          int64_t max_side) {
+  ValidSamples out;
+  const int64_t side = std::max(grid.width(), grid.height());
+  out.factor = std::max<int64_t>(1, (side + max_side - 1) / std::max<int64_t>(1, max_side));
+  const auto f = static_cast<double>(out.factor);
+  GeoTransform gt = grid.transform();
+  for (int k : {1, 2, 4, 5}) gt.c[static_cast<std::size_t>(k)] *= f;
+  out.coarse = Grid(gt, (grid.width() + out.factor - 1) / out.factor,
+                    (grid.height() + out.factor - 1) / out.factor, grid.crs());
+  out.valid.assign(static_cast<std::size_t>(out.coarse.width() * out.coarse.height()), 1);
+  for (const Imagery* d : dates) {
+    MaskOptions m = d->options().mask;
+    m.buffer = 0;  // a buffer of coarse cells would be factor times too wide
+    MaskReader(m, out.coarse).apply(out.coarse.full_window(), out.valid.data());
+  }
+  return out;
+}
+
+int64_t ValidSamples::valid_pixels(const Window& w) const {
+  if (w.w <= 0 || w.h <= 0) return 0;
+  int64_t n = 0;
+  const int64_t cy0 = w.y / factor, cy1 = (w.y + w.h - 1) / factor;
+  const int64_t cx0 = w.x / factor, cx1 = (w.x + w.w - 1) / factor;
+  for (int64_t cy = std::max<int64_t>(0, cy0); cy <= std::min(cy1, coarse.height() - 1); ++cy) {
+    const int64_t rows = std::min(w.y + w.h, (cy + 1) * factor) - std::max(w.y, cy * factor);
+    for (int64_t cx = std::max<int64_t>(0, cx0); cx <= std::min(cx1, coarse.width() - 1); ++cx) {
+      if (!valid[static_cast<std::size_t>(cy * coarse.width() + cx)]) continue;
+      n += rows * (std::min(w.x + w.w, (cx + 1) * factor) - std::max(w.x, cx * factor));
+    }
+  }
+  return n;
+}
+
 MaskReader::MaskReader(const MaskOptions& options, const Grid& analysis)
     : options_(options), width_(analysis.width()), height_(analysis.height()) {
   if (options_.type == MaskType::kNone || options_.file.empty()) return;

@@ -119,6 +119,21 @@ class MaskReader {
   int64_t width_, height_;
 };
 
+// The dates' masks sampled on a coarse copy of `grid` (cells of `factor` x `factor` pixels,
+// at most `max_side` cells a side), at each cell's centre by nearest neighbour: 1 where every
+// date's mask calls it valid (a date without a mask is valid everywhere). Cheap (one coarse read
+// per mask) and deterministic: what sharded runs weigh their windows by.
+struct ValidSamples {
+  int64_t factor = 1;
+  Grid coarse;
+  std::vector<uint8_t> valid;  // coarse.width() x coarse.height(), row-major
+  // The valid pixels of `w` (a window of `grid`), each coarse cell's pixels counted by their
+  // overlap with `w`.
+  int64_t valid_pixels(const Window& w) const;
+};
+ValidSamples sample_valid(const std::vector<const Imagery*>& dates, const Grid& grid,
+                          int64_t max_side = 1024);
+
 // The analysis grid: by default the first date's grid; or a chosen CRS, resolution and extent.
 struct GridSpec {
   std::string crs;               // "" = the first date's CRS

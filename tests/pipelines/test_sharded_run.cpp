@@ -344,18 +344,36 @@ TEST_F(ShardedRun, ForeignMiscountedAndLockedAreRefused) {
   EXPECT_NE(why.find("other inputs or another configuration"), std::string::npos) << why;
 }
 
-TEST_F(ShardedRun, WindowsWeighPixelsAndParcels) {
-  // The weights against an independent count: parcel box centres read with OGR.
-  DatasetPtr ref = open_raster(*scene_ / "scene/date1.tif");
-  double gt[6];
-  ref->GetGeoTransform(gt);
-  const Grid scene_grid(GeoTransform::from_gdal(gt), 1100, 1100, Crs::from_epsg(32650));
+TEST_F(ShardedRun, WindowsWeighValidPixelsAndParcels) {
+  // The weights against an independent count: parcel box centres read with OGR, valid pixels
+  // from both dates' SCL read whole at 20 m (a cloud planted over a corner of date 2).
+  const std::string scene = *scene_ / "scene";
+  fs::copy_file(scene + "/date2_scl.tif", dir_ / "scl2.tif");
+  {
+    DatasetPtr m = open_raster(dir_ / "scl2.tif", true);
+    std::vector<uint8_t> cloud(300 * 200, 9);
+    write_window(*m, 1, Window{0, 0, 300, 200}, cloud);
+  }
+  auto date = [&](const std::string& file, const std::string& scl) {
+    rasters::ImageryOptions o;
+    o.files = {file};
+    o.mask.file = scl;
+    o.mask.type = rasters::MaskType::kScl;
+    return rasters::Imagery::open(o);
+  };
+  const auto d1 = date(scene + "/date1.tif", scene + "/date1_scl.tif");
+  const auto d2 = date(scene + "/date2.tif", dir_ / "scl2.tif");
+  const Grid scene_grid = d1.grid();
+  ASSERT_EQ(scene_grid.width(), 1100);
   vectors::ParcelOptions po;
-  po.file = *scene_ / "scene/parcels.gpkg";
+  po.file = scene + "/parcels.gpkg";
   po.land_class_optional = true;
   const auto parcels = vectors::load_parcels(po, scene_grid);
-  const auto weigh = pipelines::shard_weights(parcels, scene_grid);
-  DatasetPtr v = open_vector(*scene_ / "scene/parcels.gpkg");
+  const auto weigh = pipelines::shard_weights(
+      parcels, scene_grid,
+      std::make_shared<rasters::ValidSamples>(rasters::sample_valid({&d1, &d2}, scene_grid)));
+  const auto& gt = scene_grid.transform().c;
+  DatasetPtr v = open_vector(scene + "/parcels.gpkg");
   std::vector<std::pair<double, double>> centres;
   for (auto& f : *v->GetLayer(0)) {
     OGREnvelope e;
@@ -363,20 +381,36 @@ TEST_F(ShardedRun, WindowsWeighPixelsAndParcels) {
     centres.emplace_back((0.5 * (e.MinX + e.MaxX) - gt[0]) / gt[1],
                          (0.5 * (e.MinY + e.MaxY) - gt[3]) / gt[5]);
   }
-  int64_t total = 0;
+  // SCL classes 0, 1, 3, 8, 9 and 10 are masked; a 20 m cell is four 10 m pixels.
+  std::vector<uint8_t> s1, s2;
+  DatasetPtr m1 = open_raster(scene + "/date1_scl.tif"), m2 = open_raster(dir_ / "scl2.tif");
+  read_window(*m1, 1, Window{0, 0, 550, 550}, s1, uint8_t{0});
+  read_window(*m2, 1, Window{0, 0, 550, 550}, s2, uint8_t{0});
+  auto ok = [](uint8_t c) { return c != 0 && c != 1 && c != 3 && c != 8 && c != 9 && c != 10; };
+  int64_t total = 0, clouded = 0;
   for (int64_t y = 0; y < 1100; y += 512) {
     for (int64_t x = 0; x < 1100; x += 512) {
       const Window w{x, y, std::min<int64_t>(512, 1100 - x), std::min<int64_t>(512, 1100 - y)};
-      int64_t n = 0;
+      int64_t n = 0, valid = 0;
       for (const auto& [cx, cy] : centres)
         n += cx >= static_cast<double>(w.x) && cx < static_cast<double>(w.x + w.w) &&
              cy >= static_cast<double>(w.y) && cy < static_cast<double>(w.y + w.h);
-      EXPECT_EQ(weigh(w), w.pixels() + 10000 * n) << w.x << "," << w.y;
+      for (int64_t r = w.y / 2; r < (w.y + w.h) / 2; ++r)
+        for (int64_t c = w.x / 2; c < (w.x + w.w) / 2; ++c) {
+          const auto k = static_cast<std::size_t>(r * 550 + c);
+          valid += 4 * (ok(s1[k]) && ok(s2[k]));
+        }
+      EXPECT_EQ(weigh(w), valid + (w.pixels() - valid) / 4 + 10000 * n) << w.x << "," << w.y;
       total += n;
+      clouded += w.pixels() - valid;
     }
   }
   EXPECT_EQ(total, static_cast<int64_t>(centres.size()));
   EXPECT_GT(total, 100);
+  EXPECT_GE(clouded, 4 * 300 * 200);  // the planted cloud at least
+  // Without masks, every pixel counts.
+  const auto plain = pipelines::shard_weights(parcels, scene_grid);
+  EXPECT_EQ(plain(Window{600, 600, 10, 10}) % 10000, 100);
 }
 
 TEST(SlurmScripts, OneArrayPerPhaseThenTheMerge) {
