@@ -27,8 +27,8 @@ int shard_phases(const Config& c) {
     if (!c.path("inputs.dem.file").empty()) k += 2;  // slope, per-parcel terrain
     if (!c.path("inputs.zones.file").empty()) ++k;   // per-zone statistics
   }
-  ++k;  // the per-parcel indicators
   ++k;  // the patches: each shard draws those inside its band of rows, the merge stitches the rest
+  ++k;  // the per-parcel indicators
   return k;
 }
 

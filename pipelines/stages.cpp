@@ -402,7 +402,9 @@ void patches(RunContext& x) {
   r.parcels = &*x.parcels;
   r.zones = x.zones ? &*x.zones : nullptr;
   r.zone_options = x.zone_options;
-  if (c.flag("steps.patches.chips")) {
+  // Shards never publish chips (the merge draws them): a shard replaying the patches skips them.
+  const bool shard = x.so.shard && x.so.shard->role() == ShardSession::Role::kShard;
+  if (c.flag("steps.patches.chips") && !shard) {
     r.before = &*x.before;
     r.after = &*x.after;
   }
@@ -799,34 +801,9 @@ std::vector<StageSpec> build() {
                   "slope.tif", "zones.geojson", "zones.csv", "farmwatch.gpkg (layer zones)",
                   "ecology.json"},
        .run = ecology});
-  s.push_back(
-      {.name = "zonal",
-       .doc = "per-parcel NDVI, change and encroachment indicators (exact coverage), "
-              "alert levels, the summary by township and village",
-       .options = {{.key = "steps.zonal.coverage",
-                    .type = OptType::kChoice,
-                    .def = "exact",
-                    .doc = "exact, center or all_touched",
-                    .choices = {"exact", "center", "all_touched"}},
-                   {.key = "steps.zonal.vegetated_ndvi",
-                    .type = OptType::kNumber,
-                    .def = "0.3",
-                    .doc = "NDVI above which a cell is vegetated",
-                    .min = -1,
-                    .max = 1},
-                   {.key = "steps.zonal.alarm_mu",
-                    .type = OptType::kNumber,
-                    .def = "1",
-                    .doc = "alarm: encroachment on basic farmland, mu",
-                    .min = 0},
-                   {.key = "steps.zonal.alarm_ratio",
-                    .type = OptType::kNumber,
-                    .def = "0.1",
-                    .doc = "alarm: encroached share of the parcel",
-                    .min = 0,
-                    .max = 1}},
-       .writes = {"parcels.geojson", "parcels.csv", "summary_by_township.csv", "farmwatch.gpkg"},
-       .run = zonal});
+  // The patches before the per-parcel indicators: neither needs the other, and in a sharded run
+  // the shards of the zonal phase then replay the (cheap) patch pass instead of the shards of
+  // the patch phase replaying the zonal one (value lists of every parcel).
   s.push_back(
       {.name = "patches",
        .doc = "change patches: clumps above the minimum mapping unit, polygons, attributes, "
@@ -861,6 +838,34 @@ std::vector<StageSpec> build() {
                     .doc = "before/after evidence chips for the P1 and P2 patches"}},
        .writes = {"chips/"},
        .run = patches});
+  s.push_back(
+      {.name = "zonal",
+       .doc = "per-parcel NDVI, change and encroachment indicators (exact coverage), "
+              "alert levels, the summary by township and village",
+       .options = {{.key = "steps.zonal.coverage",
+                    .type = OptType::kChoice,
+                    .def = "exact",
+                    .doc = "exact, center or all_touched",
+                    .choices = {"exact", "center", "all_touched"}},
+                   {.key = "steps.zonal.vegetated_ndvi",
+                    .type = OptType::kNumber,
+                    .def = "0.3",
+                    .doc = "NDVI above which a cell is vegetated",
+                    .min = -1,
+                    .max = 1},
+                   {.key = "steps.zonal.alarm_mu",
+                    .type = OptType::kNumber,
+                    .def = "1",
+                    .doc = "alarm: encroachment on basic farmland, mu",
+                    .min = 0},
+                   {.key = "steps.zonal.alarm_ratio",
+                    .type = OptType::kNumber,
+                    .def = "0.1",
+                    .doc = "alarm: encroached share of the parcel",
+                    .min = 0,
+                    .max = 1}},
+       .writes = {"parcels.geojson", "parcels.csv", "summary_by_township.csv", "farmwatch.gpkg"},
+       .run = zonal});
   s.push_back(
       {.name = "history",
        .doc = "run-to-run case tracking (new, persisting, expanded, resolved, unobserved), "

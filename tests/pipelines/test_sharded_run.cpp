@@ -170,7 +170,7 @@ TEST_F(ShardedRun, FourShardsThenMergeEqualOneMachine) {
   EXPECT_EQ(passes, (std::vector<std::string>{"indices before (inputs.before)",
                                               "indices after (inputs.after)", "change statistics",
                                               "change classes", "sub-pixel change cover",
-                                              "zonal statistics", "patch cells", "-"}));
+                                              "patch cells", "zonal statistics", "-"}));
 
   // Every phase's shards did contiguous, non-empty runs of its plan's windows, covering it.
   for (int k = 1; k <= 7; ++k) {
