@@ -543,13 +543,21 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   s0.label = "patch cells";
   s0.shard.reset();
   const int64_t width = grid.width();
-  // Strips of whole block rows of the classes. Shards and the merge read them from differently
-  // laid out files (drafts), so a sharded run's plan does not depend on the layout: strips of 16
-  // rows or multiples, fine enough to balance bands of rows between shards.
+  // Strips of whole block rows of the classes, as many rows as the memory budget allows. Shards
+  // and the merge read them from differently laid out files (drafts), so a sharded run's plan
+  // does not depend on the layout: strips of 16 rows or multiples, at least eight per shard, so
+  // that bands of rows balance between shards.
   int bw = 512, bh = 16;
   if (!so.shard) block_size(classes.local(), bw, bh);
-  const WindowPlan plan = BlockScheduler(s0).plan(width, grid.height(), static_cast<int>(width), bh,
-                                                  with_cover ? 26.0 : 20.0);
+  const BlockScheduler strips(s0);
+  int64_t max_px = static_cast<int64_t>(static_cast<double>(strips.budget_bytes()) /
+                                        BlockScheduler::kMaxTokens / (with_cover ? 26.0 : 20.0));
+  if (so.shard) {
+    const int64_t rows = grid.height() / (8 * std::max(1, so.shard->spec().count));
+    max_px = std::min(max_px, width * std::max<int64_t>(16, rows));
+  }
+  const WindowPlan plan =
+      WindowPlan::make(width, grid.height(), static_cast<int>(width), bh, max_px);
   ShardSession::Action action = ShardSession::Action::kLocal;
   int pass_number = 0;
   PartialKey key;
