@@ -284,11 +284,6 @@ std::string write_cover(PairReader& reader, const Grid& grid, const WindowPlan& 
   const Window full = grid.full_window();
   SchedulerOptions s3 = so;
   s3.label = "sub-pixel change cover";
-  struct Chunks {
-    std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;
-    void write(ByteWriter& b) const { CogWriter::write_chunks(chunks, b); }
-    static Chunks read(ByteReader& b) { return {CogWriter::read_chunks(b)}; }
-  };
   BlockScheduler(s3).run<Chunks>(
       plan,
       [&](const Window& w, std::size_t) {

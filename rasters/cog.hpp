@@ -98,8 +98,15 @@ class CogWriter {
   std::unique_ptr<Fast> fast_;  // fast path state
 };
 
-// A pass's per-window result: encoded chunks and a trivially copyable summary (counts, sums),
-// shipped between shards as they are (engine/shard_session.hpp).
+// A pass's per-window result: encoded chunks, shipped between shards as they are
+// (engine/shard_session.hpp).
+struct Chunks {
+  std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;
+  void write(ByteWriter& b) const { CogWriter::write_chunks(chunks, b); }
+  static Chunks read(ByteReader& b) { return {CogWriter::read_chunks(b)}; }
+};
+
+// The same with a trivially copyable summary (counts, sums).
 template <class S>
 struct ChunksWith {
   std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;
