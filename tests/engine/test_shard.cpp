@@ -10,8 +10,8 @@
 
 #include "engine/atomic_file.hpp"
 #include "engine/error.hpp"
-#include "engine/shard.hpp"
 #include "engine/scheduler.hpp"
+#include "engine/shard.hpp"
 #include "tests/test_util.hpp"
 
 namespace fw {
