@@ -108,7 +108,6 @@ class BlockScheduler {
 
   // In a sharded run: this shard's windows of `plan`, balanced by SchedulerOptions::shard_weight.
   ShardRange shard_windows(const WindowPlan& plan) const;
-  const SchedulerOptions& options() const { return options_; }
 
   // The most windows that were in flight at once during the last run.
   int peak_in_flight() const { return peak_in_flight_; }
@@ -148,14 +147,20 @@ uint64_t plan_hash(const WindowPlan& plan);
 //
 // compute(const Window&, std::size_t global_index) -> R in parallel for the windows of `range`;
 // serialize(const R&) -> std::string; the results go to `out` (committed by the caller).
-template <class R, class Compute, class Serialize>
-void compute_shard(BlockScheduler& sched, const WindowPlan& plan, ShardRange range,
-                   Compute&& compute, Serialize&& serialize, PartialWriter& out) {
+// The plan of `range`'s windows only (their indices start again from 0).
+inline WindowPlan windows_of(const WindowPlan& plan, ShardRange range) {
   WindowPlan part = plan;
   part.windows.assign(plan.windows.begin() + static_cast<std::ptrdiff_t>(range.begin),
                       plan.windows.begin() + static_cast<std::ptrdiff_t>(range.end));
+  return part;
+}
+
+template <class R, class Compute, class Serialize>
+void compute_shard(BlockScheduler& sched, const WindowPlan& plan, ShardRange range,
+                   Compute&& compute, Serialize&& serialize, PartialWriter& out) {
   sched.run<std::string>(
-      part, [&](const Window& w, std::size_t i) { return serialize(compute(w, range.begin + i)); },
+      windows_of(plan, range),
+      [&](const Window& w, std::size_t i) { return serialize(compute(w, range.begin + i)); },
       [&](const Window&, std::size_t i, std::string& bytes) { out.add(range.begin + i, bytes); });
 }
 

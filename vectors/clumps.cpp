@@ -31,13 +31,8 @@ int32_t ClumpFinder::unite(int32_t a, int32_t b) {
     std::swap(a, b);
     std::swap(x, y);
   }
-  x->c.cells += y->c.cells;
-  x->c.row0 = std::min(x->c.row0, y->c.row0);
-  x->c.col0 = std::min(x->c.col0, y->c.col0);
-  x->c.row1 = std::max(x->c.row1, y->c.row1);
-  x->c.col1 = std::max(x->c.col1, y->c.col1);
+  x->c.merge(y->c);
   x->seen_row = std::max(x->seen_row, y->seen_row);
-  for (int k = 0; k < Clump::kChannels; ++k) x->c.channels[k].merge(y->c.channels[k]);
   if (!y->firsts.empty()) {
     x->firsts.insert(x->firsts.end(), y->firsts.begin(), y->firsts.end());
     y->firsts.clear();
@@ -205,16 +200,7 @@ std::vector<Clump> stitch_bands(const std::vector<ClumpBand>& bands) {
   for (std::size_t i = 0; i < all.size(); ++i) {
     const Clump& y = *all[i];
     auto [it, fresh] = joined.try_emplace(find(i), y);
-    if (fresh) continue;
-    Clump& x = it->second;
-    x.cells += y.cells;
-    x.row0 = std::min(x.row0, y.row0);
-    x.col0 = std::min(x.col0, y.col0);
-    x.row1 = std::max(x.row1, y.row1);
-    x.col1 = std::max(x.col1, y.col1);
-    if (std::tie(y.seed_row, y.seed_col) < std::tie(x.seed_row, x.seed_col))
-      x.seed_row = y.seed_row, x.seed_col = y.seed_col;
-    for (std::size_t c = 0; c < x.channels.size(); ++c) x.channels[c].merge(y.channels[c]);
+    if (!fresh) it->second.merge(y);
   }
   std::vector<Clump> out;
   out.reserve(joined.size());

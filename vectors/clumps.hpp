@@ -48,6 +48,18 @@ struct Clump {
   int64_t row0 = 0, col0 = 0, row1 = 0, col1 = 0;  // bounding box, inclusive
   int64_t seed_row = 0, seed_col = 0;              // its first cell in raster order
   std::array<ChannelStats, kChannels> channels{};  // the values given with the rows
+
+  // Joins another clump of the same code: cells, box, first cell and channels.
+  void merge(const Clump& o) {
+    cells += o.cells;
+    row0 = o.row0 < row0 ? o.row0 : row0;
+    col0 = o.col0 < col0 ? o.col0 : col0;
+    row1 = o.row1 > row1 ? o.row1 : row1;
+    col1 = o.col1 > col1 ? o.col1 : col1;
+    if (o.seed_row < seed_row || (o.seed_row == seed_row && o.seed_col < seed_col))
+      seed_row = o.seed_row, seed_col = o.seed_col;
+    for (int k = 0; k < kChannels; ++k) channels[k].merge(o.channels[k]);
+  }
 };
 
 // A run of one row's cells with one code, and the first cell of its clump (a clump's identity).

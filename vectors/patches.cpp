@@ -549,8 +549,8 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   // that bands of rows balance between shards.
   int bw = 512, bh = 16;
   if (!so.shard) block_size(classes.local(), bw, bh);
-  const BlockScheduler strips(s0);
-  int64_t max_px = static_cast<int64_t>(static_cast<double>(strips.budget_bytes()) /
+  BlockScheduler sched(s0);
+  int64_t max_px = static_cast<int64_t>(static_cast<double>(sched.budget_bytes()) /
                                         BlockScheduler::kMaxTokens / (with_cover ? 26.0 : 20.0));
   if (so.shard) {
     const int64_t rows = grid.height() / (8 * std::max(1, so.shard->spec().count));
@@ -577,7 +577,6 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
       bands.push_back(read_band(in, drawn, drawn_clumps, out));
       if (!in.done()) throw_input("patch fragments of another format", {.file = parts.file_of(i)});
     }
-    failures.resize(drawn.size());
     std::size_t fragments = 0;
     for (const ClumpBand& b : bands) fragments += b.open.size();
     const std::vector<Clump> joined = stitch_bands(bands);
@@ -595,15 +594,12 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   } else {
     ShardRange range{0, plan.size()};
     if (action == ShardSession::Action::kCompute) range = BlockScheduler(so).shard_windows(plan);
-    WindowPlan part = plan;
-    part.windows.assign(plan.windows.begin() + static_cast<std::ptrdiff_t>(range.begin),
-                        plan.windows.begin() + static_cast<std::ptrdiff_t>(range.end));
+    const WindowPlan part = windows_of(plan, range);
     ClumpBand band;
     if (!part.windows.empty()) {
       band.first_row = part.windows.front().y;
       band.last_row = part.windows.back().y + part.windows.back().h - 1;
     }
-    BlockScheduler sched(s0);
     // Rows kept for drawing the clumps still open: up to a quarter of the memory budget. A clump
     // taller than that is drawn after the pass, from its own box.
     const int64_t row_bytes = 8 * width;
