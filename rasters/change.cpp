@@ -305,8 +305,8 @@ std::string write_cover(PairReader& reader, const Grid& grid, const WindowPlan& 
         const Window core{w.x - ew.x, w.y - ew.y, w.w, w.h};
         const auto nc = static_cast<std::size_t>(w.pixels());
         std::vector<uint8_t> cover(kCats * nc);
-        subpixel_cover(cls.data(), diff.data(), kP, ew.w, ew.h, core, kCats, opt.cover_options,
-                       cover.data());
+        subpixel_cover(cls.data(), diff.data(), planes.data(), kP, ew.w, ew.h, core, kCats,
+                       opt.cover_options, cover.data());
         std::vector<std::shared_ptr<CogWriter::Chunk>> chunks;
         for (int c = 0; c < kCats; ++c)
           chunks.push_back(out.encode(c + 1, w, cover.data() + static_cast<std::size_t>(c) * nc));

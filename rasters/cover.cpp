@@ -10,8 +10,9 @@
 
 namespace fw::rasters {
 
-void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t ew_w, int64_t ew_h,
-                    const Window& core, int categories, const CoverOptions& opt, uint8_t* out) {
+void subpixel_cover(const uint8_t* cls, const float* diff, const float* before, int nbands,
+                    int64_t ew_w, int64_t ew_h, const Window& core, int categories,
+                    const CoverOptions& opt, uint8_t* out) {
   constexpr int kMaxBands = 16;
   if (nbands < 1 || nbands > kMaxBands) throw_usage("sub-pixel cover: 1 to 16 bands");
   if (categories < 1 || categories > 30) throw_usage("sub-pixel cover: 1 to 30 categories");
@@ -73,6 +74,9 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
       if (nbg) {
         for (int b = 0; b < nbands; ++b) e0[b] /= nbg;
       }
+      auto x1_at = [&](std::size_t q, int b) {
+        return before ? static_cast<double>(before[static_cast<std::size_t>(b) * n_ew + q]) : 0.0;
+      };
       auto e_at = [&](std::size_t q, int b) {
         return static_cast<double>(diff[static_cast<std::size_t>(b) * n_ew + q]) - e0[b];
       };
@@ -105,13 +109,13 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
         if (best <= 0) continue;
         // The reference: the mean of the interior cells of class c (pure), else of the most
         // changed ones.
-        std::array<double, kMaxBands> ref{};
+        std::array<double, kMaxBands> ref{}, ref_x1{};
         int nref = 0;
         for (int64_t yy = y0; yy <= y1; ++yy) {
           for (int64_t xx = x0; xx <= x1; ++xx) {
             const std::size_t q = static_cast<std::size_t>(yy * ew_w + xx);
             if (!opt.interior_reference || cls[q] != c || !finite[q] || !interior[q]) continue;
-            for (int b = 0; b < nbands; ++b) ref[b] += e_at(q, b);
+            for (int b = 0; b < nbands; ++b) ref[b] += e_at(q, b), ref_x1[b] += x1_at(q, b);
             ++nref;
           }
         }
@@ -121,13 +125,17 @@ void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t e
           for (int64_t xx = x0; xx <= x1; ++xx) {
             const std::size_t q = static_cast<std::size_t>(yy * ew_w + xx);
             if (cls[q] != c || !finite[q] || mag(q) < opt.ref_share * best) continue;
-            for (int b = 0; b < nbands; ++b) ref[b] += e_at(q, b);
+            for (int b = 0; b < nbands; ++b) ref[b] += e_at(q, b), ref_x1[b] += x1_at(q, b);
             ++nref;
           }
         }
         double rr = 0, dot = 0;
         for (int b = 0; b < nbands; ++b) {
-          ref[b] /= nref;
+          // With the dates' bands, the full change at this cell is from its own date-1
+          // reflectance to the reference cells' date-2 one (the after state is the endmember,
+          // the before is the cell's own): the reference's mean e plus how much brighter the
+          // reference cells were on date 1 than this cell.
+          ref[b] = (ref[b] + ref_x1[b]) / nref - x1_at(i, b);
           rr += ref[b] * ref[b];
           dot += e_at(i, b) * ref[b];
         }

@@ -42,7 +42,8 @@ struct CoverOptions {
 // over the same expanded window; `core`: the output window inside it (ew coordinates).
 // `out`: `categories` planes of core.w x core.h, the cover in per cent (0..100), 255 where the
 // class is no data.
-void subpixel_cover(const uint8_t* cls, const float* diff, int nbands, int64_t ew_w, int64_t ew_h,
-                    const Window& core, int categories, const CoverOptions& options, uint8_t* out);
+void subpixel_cover(const uint8_t* cls, const float* diff, const float* before, int nbands,
+                    int64_t ew_w, int64_t ew_h, const Window& core, int categories,
+                    const CoverOptions& options, uint8_t* out);
 
 }  // namespace fw::rasters

@@ -58,7 +58,7 @@ Scene make_scene() {
 
 std::vector<uint8_t> run(const Scene& s, const Window& core, const CoverOptions& o = {}) {
   std::vector<uint8_t> out(static_cast<std::size_t>(kCats * core.w * core.h));
-  subpixel_cover(s.cls.data(), s.diff.data(), kBands, kW, kH, core, kCats, o, out.data());
+  subpixel_cover(s.cls.data(), s.diff.data(), nullptr, kBands, kW, kH, core, kCats, o, out.data());
   return out;
 }
 
@@ -116,7 +116,8 @@ TEST(Cover, WindowsWithAHaloGiveTheSameCover) {
       const Window core{wx - x0, wy - y0, std::min<int64_t>(7, kW - wx),
                         std::min<int64_t>(6, kH - wy)};
       std::vector<uint8_t> out(static_cast<std::size_t>(kCats * core.w * core.h));
-      subpixel_cover(sub.cls.data(), sub.diff.data(), kBands, ew, eh, core, kCats, o, out.data());
+      subpixel_cover(sub.cls.data(), sub.diff.data(), nullptr, kBands, ew, eh, core, kCats, o,
+                     out.data());
       const auto nc = static_cast<std::size_t>(core.w * core.h);
       for (int c = 0; c < kCats; ++c) {
         for (int64_t y = 0; y < core.h; ++y) {
@@ -129,6 +130,50 @@ TEST(Cover, WindowsWithAHaloGiveTheSameCover) {
       }
     }
   }
+}
+
+// A new canopy on a fallow field whose date-1 reflectance is textured (soil and residue in
+// patches): the after state is one spectrum A, so a pixel covered f reads
+// x2 = f A + (1 - f) (x1 + bg) with its own date-1 x1. With date 1 given, the full change at each
+// pixel is A - bg - x1 (its own before), and every share is recovered; from the difference
+// alone, the reference is the interior pixels' mean change and the shares err with the texture.
+TEST(Cover, OwnDateOneReflectanceUndoesTexture) {
+  const std::size_t n = kW * kH;
+  std::vector<uint8_t> cls(n, 0);
+  std::vector<float> diff(kBands * n), before(kBands * n);
+  std::vector<double> share(n);
+  const double bg[kBands] = {0.004, 0.01, -0.006};
+  const double after[kBands] = {0.05, 0.07, 0.38};  // green canopy
+  const double soil[kBands] = {0.16, 0.20, 0.26}, residue[kBands] = {0.24, 0.27, 0.31};
+  for (int64_t y = 0; y < kH; ++y) {
+    for (int64_t x = 0; x < kW; ++x) {
+      const auto i = static_cast<std::size_t>(y * kW + x);
+      const double t = static_cast<double>((x * 7 + y * 3) % 5) / 4.0;  // texture, 0..1
+      const double f = overlap(x, y, 4.25, 12.5, 4.0, 10.75);
+      share[i] = f;
+      for (int b = 0; b < kBands; ++b) {
+        const double x1 = soil[b] + t * (residue[b] - soil[b]);
+        const double x2 = f * after[b] + (1 - f) * (x1 + bg[b]);
+        before[b * n + i] = static_cast<float>(x1);
+        diff[b * n + i] = static_cast<float>(x2 - x1);
+      }
+      if (f >= 0.5) cls[i] = 6;
+    }
+  }
+  const Window core{0, 0, kW, kH};
+  std::vector<uint8_t> own(kCats * n), mean(kCats * n);
+  subpixel_cover(cls.data(), diff.data(), before.data(), kBands, kW, kH, core, kCats, {},
+                 own.data());
+  subpixel_cover(cls.data(), diff.data(), nullptr, kBands, kW, kH, core, kCats, {}, mean.data());
+  double area = 0, worst_mean = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(own[5 * n + i], 100 * share[i], 0.5 + 1e-4) << i % kW << " " << i / kW;
+    area += own[5 * n + i] / 100.0;
+    if (share[i] > 0 && share[i] < 1 && cls[i] == 6)
+      worst_mean = std::max(worst_mean, std::abs(mean[5 * n + i] - 100 * share[i]));
+  }
+  EXPECT_NEAR(area, 8.25 * 6.75, 0.2);
+  EXPECT_GT(worst_mean, 5.0);
 }
 
 TEST(Cover, UnexplainedNeighboursAndSmallSharesStayZero) {
