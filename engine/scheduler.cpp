@@ -88,6 +88,23 @@ void BlockScheduler::report(std::size_t done, std::size_t total) const {
 DatasetPool::DatasetPool(std::string path) : path_(std::move(path)) {
   // Open once here so that a bad path fails early, on the calling thread.
   handles_.local() = open_raster(path_);
+  direct_ = TiffTiles::open(path_, *handles_.local());
+}
+
+DatasetPool::~DatasetPool() = default;
+
+void DatasetPool::read(int band, const Window& win, GDALDataType type, void* buf, double fill) {
+  GDALDataset& ds = local();
+  if (direct_ && band >= 1 && band <= ds.GetRasterCount()) {
+    const Window in = win.intersection({0, 0, ds.GetRasterXSize(), ds.GetRasterYSize()});
+    const int tsize = GDALGetDataTypeSizeBytes(type);
+    if (!(in == win)) GDALCopyWords64(&fill, GDT_Float64, 0, buf, type, tsize, win.pixels());
+    if (in.empty()) return;
+    auto* dst = static_cast<unsigned char*>(buf) +
+                ((in.y - win.y) * win.w + (in.x - win.x)) * static_cast<int64_t>(tsize);
+    if (direct_->read(band, in, type, dst, win.w)) return;
+  }
+  read_window(ds, band, win, type, buf, fill);
 }
 
 GDALDataset& DatasetPool::local() {

@@ -20,7 +20,9 @@
 #include "engine/gdal_handles.hpp"
 #include "engine/grid.hpp"
 #include "engine/progress.hpp"
+#include "engine/raster_io.hpp"
 #include "engine/shard_session.hpp"
+#include "engine/tiff_tiles.hpp"
 
 namespace fw {
 
@@ -128,12 +130,23 @@ class BlockScheduler {
 class DatasetPool {
  public:
   explicit DatasetPool(std::string path);
+  ~DatasetPool();
   GDALDataset& local();
   const std::string& path() const { return path_; }
+
+  // read_window over this thread's handle, or straight from the tiles when the file is a tiled
+  // DEFLATE GeoTIFF (engine/tiff_tiles.hpp): the same values.
+  void read(int band, const Window& win, GDALDataType type, void* buf, double fill = 0.0);
+  template <class T>
+  void read(int band, const Window& win, std::vector<T>& out, double fill = 0.0) {
+    out.resize(static_cast<std::size_t>(win.pixels()));
+    read(band, win, gdal_type<T>(), out.data(), fill);
+  }
 
  private:
   std::string path_;
   tbb::enumerable_thread_specific<DatasetPtr> handles_;
+  std::unique_ptr<TiffTiles> direct_;
 };
 
 // A hash of the plan's geometry (FNV-1a over the raster size, block and window sizes and every

@@ -290,7 +290,7 @@ std::string write_cover(PairReader& reader, const Grid& grid, const WindowPlan& 
         const Window ew =
             Window{w.x - halo, w.y - halo, w.w + 2 * halo, w.h + 2 * halo}.intersection(full);
         std::vector<uint8_t> cls;
-        read_window(classes.local(), 1, ew, cls);
+        classes.read(1, ew, cls);
         std::vector<float> planes, diff;
         std::vector<uint8_t> valid;
         reader.read(ew, planes, valid);

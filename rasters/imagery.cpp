@@ -415,7 +415,7 @@ void BandReader::read_raw(const Window& win, GDALDataType type, void* out, doubl
       const Window src{sx0, sy0, sx1 - sx0 + 1, sy1 - sy0 + 1};
       const int ts = GDALGetDataTypeSizeBytes(type);
       std::vector<unsigned char> coarse(static_cast<std::size_t>(src.pixels() * ts));
-      read_window(pool_->local(), src_band_, src, type, coarse.data(), fill);
+      pool_->read(src_band_, src, type, coarse.data(), fill);
       auto* dst = static_cast<unsigned char*>(out);
       const std::size_t row_bytes = static_cast<std::size_t>(win.w * ts);
       int64_t prev_sr = -1;
@@ -442,7 +442,7 @@ void BandReader::read_raw(const Window& win, GDALDataType type, void* out, doubl
     }
     Window src = win;
     if (mode_ == Mode::kOffset) src.x -= dcol_, src.y -= drow_;
-    read_window(pool_->local(), src_band_, src, type, out, fill);
+    pool_->read(src_band_, src, type, out, fill);
   } catch (const Error& e) {
     throw e.with({.file = band_.file, .band = band_.band});
   }

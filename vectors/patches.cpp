@@ -376,7 +376,7 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   auto read_cells = [&](const Window& w, Cells& out_cells) {
     const auto n = static_cast<std::size_t>(w.pixels());
     std::vector<uint8_t> cls;
-    read_window(classes.local(), 1, w, cls, nodata);
+    classes.read(1, w, cls, nodata);
     out_cells.dom.assign(n, 0);
     out_cells.valid.resize(n);
     for (std::size_t i = 0; i < n; ++i) out_cells.valid[i] = cls[i] != nodata;
@@ -387,8 +387,7 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
     std::vector<uint8_t>& cv = out_cells.cov;
     cv.resize(6 * n);
     for (int b = 0; b < 6; ++b)
-      read_window(cover->local(), b + 1, w, GDT_Byte, cv.data() + static_cast<std::size_t>(b) * n,
-                  255);
+      cover->read(b + 1, w, GDT_Byte, cv.data() + static_cast<std::size_t>(b) * n, 255);
     // The largest cover of each cell (no-data as 0), band by band so that it vectorizes; the
     // category is looked up only where it matters.
     std::vector<uint8_t> mx(n, 0);
@@ -660,7 +659,7 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
           for (std::size_t k = 0; k < chan.size(); ++k) {
             if (!chan[k].pool) continue;
             std::vector<float>& v = s.values[k];
-            read_window(chan[k].pool->local(), 1, w, v, kNaN);
+            chan[k].pool->read(1, w, v, kNaN);
             if (chan[k].has_nd) {
               const auto ndv = static_cast<float>(chan[k].nd);
               for (float& z : v) {

@@ -368,7 +368,7 @@ static ZonalTable zonal_impl(const ParcelSet& set, const std::vector<ZonalRaster
     std::vector<std::vector<double>> data(nr);
     for (std::size_t r = 0; r < nr; ++r) {
       data[r].resize(static_cast<std::size_t>(w.pixels()));
-      read_window(pools[r]->local(), rasters[r].band, w, GDT_Float64, data[r].data(), kNaN);
+      pools[r]->read(rasters[r].band, w, GDT_Float64, data[r].data(), kNaN);
       // Nodata to NaN, then the band's scale and offset (Int16 x 10000 indices, UInt16
       // reflectance): statistics in the values the band stands for.
       if (nodata[r] || scale[r] != 1.0 || offset[r] != 0.0) {
