@@ -121,6 +121,46 @@ void subpixel_cover(const uint8_t* cls, const float* diff, const float* before, 
         }
         // Class c has interior cells here: a patch of its own, not only the mixed rim of another.
         const bool patch = nref > 0;
+        if (nref == 0 && before) {
+          // No pure cell: the purest ones make the reference. With the cells' own date-1
+          // reflectances, the share of q relative to cell m is the projection of e_q onto the
+          // change from q's date 1 to m's date 2; start from the most changed cell, move to any
+          // cell that covers more (a textured field makes the most changed one not the purest),
+          // then take the cells within 10 % of it.
+          std::vector<std::size_t> cells;
+          std::size_t m = 0;
+          for (int64_t yy = y0; yy <= y1; ++yy) {
+            for (int64_t xx = x0; xx <= x1; ++xx) {
+              const std::size_t q = static_cast<std::size_t>(yy * ew_w + xx);
+              if (cls[q] != c || !finite[q]) continue;
+              if (cells.empty() || mag(q) > mag(m)) m = q;
+              cells.push_back(q);
+            }
+          }
+          auto share = [&](std::size_t q, std::size_t of) {
+            double d = 0, r2 = 0;
+            for (int b = 0; b < nbands; ++b) {
+              const double r = e_at(of, b) + x1_at(of, b) - x1_at(q, b);
+              d += e_at(q, b) * r, r2 += r * r;
+            }
+            return r2 > 0 ? d / r2 : 0.0;
+          };
+          for (int it = 0; it < 3; ++it) {
+            std::size_t top = m;
+            double top_f = 1.0;
+            for (std::size_t q : cells) {
+              const double f = share(q, m);
+              if (f > top_f) top = q, top_f = f;
+            }
+            if (top == m || top_f < 1.02) break;
+            m = top;
+          }
+          for (std::size_t q : cells) {
+            if (q != m && share(q, m) < opt.ref_purity) continue;
+            for (int b = 0; b < nbands; ++b) ref[b] += e_at(q, b), ref_x1[b] += x1_at(q, b);
+            ++nref;
+          }
+        }
         for (int64_t yy = y0; yy <= y1 && nref == 0; ++yy) {
           for (int64_t xx = x0; xx <= x1; ++xx) {
             const std::size_t q = static_cast<std::size_t>(yy * ew_w + xx);

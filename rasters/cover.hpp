@@ -29,8 +29,9 @@
 namespace fw::rasters {
 
 struct CoverOptions {
-  int radius = 2;  // the neighbourhood for references and background: (2 radius + 1)^2
-  double ref_share = 0.8;
+  int radius = 2;           // the neighbourhood for references and background: (2 radius + 1)^2
+  double ref_share = 0.8;   // without date 1: reference cells from |e|^2 >= ref_share x max
+  double ref_purity = 0.9;  // with date 1: cells covering at least this share of the purest
   double max_residual = 0.3;
   double min_fraction = 0.1;
   bool interior_reference = true;  // reference from interior cells when there are any

@@ -176,6 +176,53 @@ TEST(Cover, OwnDateOneReflectanceUndoesTexture) {
   EXPECT_GT(worst_mean, 5.0);
 }
 
+// A change two cells wide (no interior cell) on a textured field: the most changed cell is a
+// mixed one on bare soil, not the purest. The reference is the cells covering as much as the
+// purest (found by following larger shares from the most changed), so every share is recovered.
+TEST(Cover, NoInteriorCellReferenceIsThePurest) {
+  const std::size_t n = kW * kH;
+  std::vector<uint8_t> cls(n, 0);
+  std::vector<float> diff(kBands * n), before(kBands * n);
+  std::vector<double> share(n);
+  const double after[kBands] = {0.05, 0.07, 0.42};
+  const double soil[kBands] = {0.30, 0.34, 0.12}, residue[kBands] = {0.10, 0.12, 0.30};
+  std::size_t most = 0;
+  double most_e = -1;
+  for (int64_t y = 0; y < kH; ++y) {
+    for (int64_t x = 0; x < kW; ++x) {
+      const auto i = static_cast<std::size_t>(y * kW + x);
+      // Residue everywhere but on the column of the left edge (soil: far from the canopy).
+      const double t = x == 4 ? 0.0 : 1.0;
+      const double f = overlap(x, y, 4.2, 11.3, 6.0, 8.0);
+      share[i] = f;
+      double e2 = 0;
+      for (int b = 0; b < kBands; ++b) {
+        const double x1 = soil[b] + t * (residue[b] - soil[b]);
+        const double x2 = f * after[b] + (1 - f) * x1;
+        before[b * n + i] = static_cast<float>(x1);
+        diff[b * n + i] = static_cast<float>(x2 - x1);
+        e2 += (x2 - x1) * (x2 - x1);
+      }
+      if (f >= 0.5) cls[i] = 6;
+      if (e2 > most_e) most_e = e2, most = i;
+    }
+  }
+  // The premise: the most changed cell is the 80 % edge cell on soil.
+  ASSERT_EQ(most, static_cast<std::size_t>(6 * kW + 4));
+  const Window core{0, 0, kW, kH};
+  std::vector<uint8_t> own(kCats * n), plain(kCats * n);
+  subpixel_cover(cls.data(), diff.data(), before.data(), kBands, kW, kH, core, kCats, {},
+                 own.data());
+  subpixel_cover(cls.data(), diff.data(), nullptr, kBands, kW, kH, core, kCats, {}, plain.data());
+  double area = 0, area_plain = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(own[5 * n + i], 100 * share[i], 0.5 + 1e-4) << i % kW << " " << i / kW;
+    area += own[5 * n + i] / 100.0, area_plain += plain[5 * n + i] / 100.0;
+  }
+  EXPECT_NEAR(area, 7.1 * 2, 0.05);
+  EXPECT_GT(std::abs(area_plain - 7.1 * 2), 1.0);
+}
+
 TEST(Cover, UnexplainedNeighboursAndSmallSharesStayZero) {
   Scene s = make_scene();
   // A ring pixel half construction plus a component orthogonal to it: projected, a share of
