@@ -6,9 +6,15 @@
 // area-weighted mean of what it covers), applied locally:
 //  - the background change e0 near pixel p is the mean date-2 minus date-1 difference of the
 //    unchanged pixels within `radius` that do not touch a change (phenology, atmosphere);
-//  - the full change of category c near p is the mean of e = d - e0 over the interior pixels of
-//    class c within `radius` (pure), or when there is none over its most changed pixels (those
-//    with |e|^2 >= ref_share x the largest);
+//  - the reference cells of category c near p are its interior pixels within `radius` (pure);
+//    when there is none, with date 1 given, the purest ones: starting from the most changed
+//    pixel m, move to any pixel whose share relative to m exceeds 1 (a textured field makes the
+//    most changed pixel not the purest), then take those within ref_purity of it; without date
+//    1, the most changed pixels (|e|^2 >= ref_share x the largest);
+//  - the full change at p is from p's own date-1 reflectance to the reference cells' date-2
+//    one less e0 (the after state is the endmember and the before is p's own, so a field's
+//    texture, soil here and residue there, does not bias the shares); without date 1, the
+//    reference cells' mean e;
 //  - p's share of c is the projection f = e_p . ref / |ref|^2, clipped to [0, 1], and 1 for a
 //    pixel whose eight neighbours all share its class (an interior pixel);
 //  - a pixel next to a change (changed itself, or unchanged but touching one) takes, among the
@@ -40,9 +46,9 @@ struct CoverOptions {
 
 // One window. `cls`: class codes over the expanded window ew_w x ew_h (0 no change,
 // 1..categories a change, anything else no data); `diff`: nbands planes of date 2 minus date 1
-// over the same expanded window; `core`: the output window inside it (ew coordinates).
-// `out`: `categories` planes of core.w x core.h, the cover in per cent (0..100), 255 where the
-// class is no data.
+// over the same expanded window; `before`: nbands planes of date 1 there (or null); `core`: the
+// output window inside it (ew coordinates). `out`: `categories` planes of core.w x core.h, the
+// cover in per cent (0..100), 255 where the class is no data.
 void subpixel_cover(const uint8_t* cls, const float* diff, const float* before, int nbands,
                     int64_t ew_w, int64_t ew_h, const Window& core, int categories,
                     const CoverOptions& options, uint8_t* out);
