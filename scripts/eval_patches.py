@@ -46,7 +46,7 @@ for c, g in changes:
     else:
         bad.append((9.0, c["id"], c["category"], c["area_m2"], len(hits), 0))
 false = [p for p in patches if p[0] not in used]
-small = [p for p in patches if p[3] < mmu - 1e-6]
+small = [p for p in patches if p[3] < mmu - 1e-6 and p[2] < mmu - 1e-6]
 print(f"planted changes >= {mmu:.0f} m2 cloud-free: {n}; exactly one patch: {ok_one}; area within 10 %: {ok_area}")
 for b in sorted(bad, reverse=True)[:10]:
     print("  ", b)

@@ -328,6 +328,12 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
   // over their cells. Clumps of fewer cells than the unit are not patches (holes are kept
   // whatever their size: a hole may be a cloud).
   const bool with_cover = !opt.cover.empty();
+  // Clumps are drawn from this many cells: the unit in whole cells, or with the sub-pixel cover
+  // half of it, since a small change's half-covered edge cells may leave fewer whole cells than
+  // its area (a 492 m2 pond over three cells at least half covered); which of those stay is
+  // decided on their sub-pixel area below.
+  const int64_t draw_cells =
+      with_cover ? std::max<int64_t>(1, (out.mmu_cells + 1) / 2) : out.mmu_cells;
   auto t0 = std::chrono::steady_clock::now();
   auto lap = [&](const char* phase) {
     const auto t1 = std::chrono::steady_clock::now();
@@ -580,7 +586,7 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
     for (const ClumpBand& b : bands) fragments += b.open.size();
     const std::vector<Clump> joined = stitch_bands(bands);
     for (const Clump& c : joined) {
-      if (c.cells < out.mmu_cells) {
+      if (c.cells < draw_cells) {
         out.sieved_cells += c.cells;
       } else {
         deferred.push_back(Item{c, ring_window(c), {}, {}, {}});
@@ -615,7 +621,7 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
             band.open.push_back(c);
             return;
           }
-          if (c.cells < out.mmu_cells) {
+          if (c.cells < draw_cells) {
             out.sieved_cells += c.cells;
             return;
           }
@@ -781,17 +787,22 @@ PatchSet extract_patches(const PatchOptions& opt, const ParcelSet* parcels, cons
     }
   }
 
-  // A patch whose sub-pixel area is under half the unit is the mixed rim of another change
-  // (cells the rules gave a weaker category, whose cover went to the stronger one): dropped.
-  // Kept patches have at least the unit in whole cells; their sub-pixel area may be a little
-  // less (a 6-cell patch of 480 m2 planted measures 395 m2).
+  // With the sub-pixel cover a patch reaches the unit in whole cells or in sub-pixel area. A
+  // patch of the unit in whole cells whose sub-pixel area is under half the unit is the mixed
+  // rim of another change (cells the rules gave a weaker category, whose cover went to the
+  // stronger one): dropped. Otherwise the sub-pixel area may be a little less than the unit (a
+  // 6-cell patch of 480 m2 planted measures 395 m2). A patch of fewer whole cells stays when
+  // its sub-pixel area reaches the unit.
   if (!opt.cover.empty()) {
     std::vector<Patch> kept;
     for (Patch& p : out.patches) {
-      if (p.area_m2 >= 0.5 * opt.mmu_m2) {
+      const bool whole = p.cells >= out.mmu_cells;
+      if (whole ? p.area_m2 >= 0.5 * opt.mmu_m2 : p.area_m2 >= opt.mmu_m2) {
         kept.push_back(std::move(p));
-      } else {
+      } else if (whole) {
         ++out.below_unit;
+      } else {
+        out.sieved_cells += p.cells;
       }
     }
     out.patches = std::move(kept);

@@ -78,7 +78,8 @@ struct Patch {
 struct PatchSet {
   Grid grid;
   std::vector<Patch> patches;  // in id order
-  int64_t mmu_cells = 0;       // clumps below this many cells were removed
+  int64_t mmu_cells = 0;       // the unit in cells (with the cover, smaller clumps stay when
+                               // their sub-pixel area reaches the unit)
   int64_t below_unit = 0;      // rims dropped: sub-pixel area under half the unit
   int64_t sieved_cells = 0;    // changed cells in clumps below the unit
   int64_t drawn_late = 0;      // clumps taller than the rows kept, drawn from their own boxes

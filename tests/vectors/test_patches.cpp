@@ -412,6 +412,41 @@ TEST_F(Patches, TheCoverJoinsCellsTheRulesSplit) {
   EXPECT_EQ(p.id, "CP2-000010-000010");
 }
 
+TEST_F(Patches, ASmallChangeStaysWhenItsSubPixelAreaReachesTheUnit) {
+  // Two new ponds of three cells each (the unit is four 100 m2 cells). Around the first, its
+  // half-covered edge cells (under 50 %, so not patch cells) bring the sub-pixel area to 455 m2:
+  // it stays. The second has no edge: 250 m2, sieved.
+  std::vector<uint8_t> cls(kW * kH, 0);
+  fill(cls, 40, 42, 10, 10, 3);
+  fill(cls, 40, 42, 30, 30, 3);
+  std::vector<std::vector<uint8_t>> cover(6, std::vector<uint8_t>(kW * kH, 0));
+  auto set = [&](int c, int r, uint8_t v) {
+    cover[2][static_cast<std::size_t>(r * kW + c)] = v;  // band 3: water gain
+  };
+  set(40, 10, 100), set(41, 10, 95), set(42, 10, 70);
+  set(40, 9, 45), set(41, 9, 40), set(42, 9, 30), set(40, 11, 30), set(41, 11, 25), set(42, 11, 20);
+  set(40, 30, 100), set(41, 30, 90), set(42, 30, 60);
+  test::write_raster<uint8_t>(dir_ / "small.tif", grid_, {cls}, {}, 255.0);
+  test::write_raster<uint8_t>(dir_ / "small_cover.tif", grid_, cover, {}, 255.0);
+  pipelines::PatchRun run;
+  run.patches.change_class = dir_ / "small.tif";
+  run.out_dir = dir_ / "small_hard";
+  const auto hard = pipelines::run_patches(run);
+  EXPECT_TRUE(hard.set.patches.empty());  // whole cells only: both below the unit
+  EXPECT_EQ(hard.set.sieved_cells, 6);
+  run.patches.cover = dir_ / "small_cover.tif";
+  run.out_dir = dir_ / "small_cover";
+  const auto r = pipelines::run_patches(run);
+  ASSERT_EQ(r.set.patches.size(), 1u);
+  const auto& p = r.set.patches[0];
+  EXPECT_EQ(p.category_code, 3);
+  EXPECT_EQ(p.cells, 3);
+  EXPECT_NEAR(p.area_m2, 100 + 95 + 70 + 45 + 40 + 30 + 30 + 25 + 20, 1e-9);
+  EXPECT_EQ(p.id, "CP3-000010-000040");
+  EXPECT_EQ(r.set.sieved_cells, 3);  // the second pond
+  EXPECT_EQ(r.set.below_unit, 0);
+}
+
 TEST(PatchesTall, ClumpsTallerThanTheRowsKeptAreDrawnFromTheirBoxes) {
   // A serpentine of code 1 running down 300 rows and a tall thin cover-less column of code 2:
   // with a tiny memory budget only 64 rows are kept, so both are drawn after the pass from their
