@@ -2,6 +2,7 @@
 
 #include <cpl_conv.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -320,19 +321,31 @@ std::unique_ptr<TiffTiles> TiffTiles::open(const std::string& path, GDALDataset&
   const uint64_t tiles = static_cast<uint64_t>(t->across_ * t->down_) *
                          static_cast<uint64_t>(t->separate_ ? t->samples_ : 1);
   if (t->offsets_.size() != tiles || t->counts_.size() != tiles) return nullptr;
+  // A tile of at most 256 MiB decoded, and every tile's bytes inside the file: anything else
+  // (a truncated or damaged file) is left to GDAL and its errors.
+  const uint64_t tile_bytes = static_cast<uint64_t>(t->tile_w_) *
+                              static_cast<uint64_t>(t->tile_h_) * static_cast<uint64_t>(t->bytes_) *
+                              static_cast<uint64_t>(t->separate_ ? 1 : t->samples_);
+  if (t->tile_w_ > 65536 || t->tile_h_ > 65536 || tile_bytes > (uint64_t{256} << 20))
+    return nullptr;
+  struct stat st {};
+  if (::fstat(t->fd_, &st) != 0) return nullptr;
+  const auto file_size = static_cast<uint64_t>(st.st_size);
+  for (std::size_t k = 0; k < t->offsets_.size(); ++k) {
+    const uint64_t off = t->offsets_[k], count = t->counts_[k];
+    if (count > file_size || off > file_size - count) return nullptr;
+  }
   // What GDAL sees must be the same image.
   if (ds.GetRasterXSize() != t->width_ || ds.GetRasterYSize() != t->height_ ||
       ds.GetRasterCount() != t->samples_ || ds.GetRasterBand(1)->GetRasterDataType() != type)
     return nullptr;
   // Cache: a contiguous (pixel-interleaved) file is read band by band, so a window's tiles are
   // kept for the next band's read: a row of tiles and one more, at most 32 MiB a thread.
-  const auto tile_bytes = static_cast<std::size_t>(t->tile_w_ * t->tile_h_ * t->bytes_ *
-                                                   (t->separate_ ? 1 : t->samples_));
   t->cache_tiles_ =
       t->separate_ || t->samples_ == 1
           ? 2
-          : std::clamp<std::size_t>((std::size_t{32} << 20) / std::max<std::size_t>(tile_bytes, 1),
-                                    2, static_cast<std::size_t>(t->across_ + 1));
+          : std::clamp<std::size_t>((std::size_t{32} << 20) / std::max<uint64_t>(tile_bytes, 1), 2,
+                                    static_cast<std::size_t>(t->across_ + 1));
   return t;
 }
 

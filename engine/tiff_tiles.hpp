@@ -6,8 +6,10 @@
 // inflate on Float32 rasters; here the running sum stays in a register and the floating-point
 // byte planes are put back together in the same loop. Anything else (other compressions,
 // big-endian files, strips, sparse tiles, odd sample sizes) is left to GDAL: open() returns
-// null, and DatasetPool reads through GDAL as before. The values are GDAL's, bit for bit
-// (tested against RasterIO for every predictor, type and interleave).
+// null, and DatasetPool reads through GDAL as before; so is a file whose tiles do not all lie
+// inside it (truncated). The values are GDAL's, bit for bit (tested against RasterIO for every
+// predictor, type and interleave). FW_TIFF_DIRECT=NO (environment or GDAL config option) turns
+// the reader off, for comparisons.
 #pragma once
 
 #include <gdal_priv.h>

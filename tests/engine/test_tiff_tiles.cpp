@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -214,6 +215,24 @@ TEST(TiffTiles, ACorruptTileIsAnErrorNamingTheFile) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bad.tif"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TiffTiles, ATruncatedFileIsLeftToGdal) {
+  test::TempDir dir;
+  const Layout l{GDT_Float32, 1, "DEFLATE", "3", "BAND", "NO", 64};
+  const std::string path = make(dir, "cut.tif", l, 256, 256, 9);
+  // Cut the file at 60 %: the header and directory are there, the last tiles are not.
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) * 6 / 10);
+  DatasetPtr ds = open_raster(path);
+  EXPECT_FALSE(TiffTiles::open(path, *ds));
+  DatasetPool pool(path);
+  std::vector<float> v;
+  try {
+    pool.read(1, {0, 0, 256, 256}, v);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cut.tif"), std::string::npos) << e.what();
   }
 }
 
