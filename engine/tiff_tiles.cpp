@@ -15,27 +15,9 @@
 #include "engine/error.hpp"
 
 namespace fw {
-namespace {
 
-bool pread_all(int fd, void* buf, std::size_t n, uint64_t off) {
-  auto* p = static_cast<uint8_t*>(buf);
-  while (n > 0) {
-    const ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
-    if (r <= 0) return false;
-    p += r, n -= static_cast<std::size_t>(r), off += static_cast<uint64_t>(r);
-  }
-  return true;
-}
-
-template <class T>
-T get(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-std::size_t type_size(uint16_t t) {
-  switch (t) {
+std::size_t tiff_type_size(uint16_t type) {
+  switch (type) {
     case 1:
     case 2:
     case 6:
@@ -61,6 +43,25 @@ std::size_t type_size(uint16_t t) {
   }
 }
 
+namespace {
+
+bool pread_all(int fd, void* buf, std::size_t n, uint64_t off) {
+  auto* p = static_cast<uint8_t*>(buf);
+  while (n > 0) {
+    const ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
+    if (r <= 0) return false;
+    p += r, n -= static_cast<std::size_t>(r), off += static_cast<uint64_t>(r);
+  }
+  return true;
+}
+
+template <class T>
+T get(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
 // One IFD entry's values as unsigned integers (BYTE, SHORT, LONG, LONG8).
 struct Entry {
   uint16_t tag = 0, type = 0;
@@ -71,7 +72,7 @@ struct Entry {
 };
 
 bool values(int fd, const Entry& e, std::vector<uint64_t>& out) {
-  const std::size_t ts = type_size(e.type);
+  const std::size_t ts = tiff_type_size(e.type);
   if (ts == 0 || e.count > (1ull << 28)) return false;
   if (!(e.type == 1 || e.type == 3 || e.type == 4 || e.type == 16)) return false;
   std::vector<uint8_t> raw(ts * e.count);
@@ -91,48 +92,55 @@ bool values(int fd, const Entry& e, std::vector<uint64_t>& out) {
   return true;
 }
 
-// Running sums of bytes (mod 256) over n values: 16 at a time with SSE2 (log-step shifts
-// inside the register, then the carry of the previous 16).
-void prefix_bytes(uint8_t* p, int64_t n) {
-  int64_t i = 0;
-  uint8_t carry = 0;
 #ifdef __SSE2__
-  __m128i c = _mm_setzero_si128();
-  for (; i + 16 <= n; i += 16) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-    v = _mm_add_epi8(v, _mm_slli_si128(v, 1));
-    v = _mm_add_epi8(v, _mm_slli_si128(v, 2));
-    v = _mm_add_epi8(v, _mm_slli_si128(v, 4));
-    v = _mm_add_epi8(v, _mm_slli_si128(v, 8));
-    // The block's total in every lane, off the carry's dependency chain.
-    __m128i t = _mm_unpackhi_epi8(v, v);
-    t = _mm_shuffle_epi32(_mm_unpackhi_epi16(t, t), 0xFF);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i), _mm_add_epi8(v, c));
-    c = _mm_add_epi8(c, t);
+// SSE2 lanes of 8 or 16 bits: add, the running sums inside a register (log-step shifts), and
+// the register's total in every lane.
+template <class T>
+struct Lanes;
+template <>
+struct Lanes<uint8_t> {
+  static __m128i add(__m128i a, __m128i b) { return _mm_add_epi8(a, b); }
+  static __m128i prefix(__m128i v) {
+    v = add(v, _mm_slli_si128(v, 1));
+    v = add(v, _mm_slli_si128(v, 2));
+    v = add(v, _mm_slli_si128(v, 4));
+    return add(v, _mm_slli_si128(v, 8));
   }
-  carry = static_cast<uint8_t>(_mm_cvtsi128_si32(c));
+  static __m128i total(__m128i v) {
+    const __m128i t = _mm_unpackhi_epi8(v, v);
+    return _mm_shuffle_epi32(_mm_unpackhi_epi16(t, t), 0xFF);
+  }
+};
+template <>
+struct Lanes<uint16_t> {
+  static __m128i add(__m128i a, __m128i b) { return _mm_add_epi16(a, b); }
+  static __m128i prefix(__m128i v) {
+    v = add(v, _mm_slli_si128(v, 2));
+    v = add(v, _mm_slli_si128(v, 4));
+    return add(v, _mm_slli_si128(v, 8));
+  }
+  static __m128i total(__m128i v) { return _mm_shuffle_epi32(_mm_unpackhi_epi16(v, v), 0xFF); }
+};
 #endif
-  for (; i < n; ++i) p[i] = carry = static_cast<uint8_t>(carry + p[i]);
-}
 
-// The same over 16-bit values.
-void prefix_u16(uint16_t* p, int64_t n) {
+// Running sums (mod 2^8 or 2^16) over n values: a register at a time with SSE2, the carry of
+// the registers before added after (the block's total is computed off the carry's chain).
+template <class T>
+void prefix_sums(T* p, int64_t n) {
   int64_t i = 0;
-  uint16_t carry = 0;
+  T carry = 0;
 #ifdef __SSE2__
+  using L = Lanes<T>;
+  constexpr int64_t k = 16 / sizeof(T);
   __m128i c = _mm_setzero_si128();
-  for (; i + 8 <= n; i += 8) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-    v = _mm_add_epi16(v, _mm_slli_si128(v, 2));
-    v = _mm_add_epi16(v, _mm_slli_si128(v, 4));
-    v = _mm_add_epi16(v, _mm_slli_si128(v, 8));
-    const __m128i t = _mm_shuffle_epi32(_mm_unpackhi_epi16(v, v), 0xFF);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i), _mm_add_epi16(v, c));
-    c = _mm_add_epi16(c, t);
+  for (; i + k <= n; i += k) {
+    const __m128i v = L::prefix(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i), L::add(v, c));
+    c = L::add(c, L::total(v));
   }
-  carry = static_cast<uint16_t>(_mm_cvtsi128_si32(c));
+  carry = static_cast<T>(_mm_cvtsi128_si32(c));
 #endif
-  for (; i < n; ++i) p[i] = carry = static_cast<uint16_t>(carry + p[i]);
+  for (; i < n; ++i) p[i] = carry = static_cast<T>(carry + p[i]);
 }
 
 // Running sums with `S` interleaved samples, each in its own register.
@@ -150,10 +158,10 @@ void prefix_interleaved(T* p, int64_t n) {
 template <class T>
 void undo_horizontal(T* row, int64_t n, int stride) {
   if constexpr (sizeof(T) == 1) {
-    if (stride == 1) return prefix_bytes(reinterpret_cast<uint8_t*>(row), n);
+    if (stride == 1) return prefix_sums(reinterpret_cast<uint8_t*>(row), n);
   }
   if constexpr (sizeof(T) == 2) {
-    if (stride == 1) return prefix_u16(reinterpret_cast<uint16_t*>(row), n);
+    if (stride == 1) return prefix_sums(reinterpret_cast<uint16_t*>(row), n);
   }
   switch (stride) {
     case 1:
@@ -230,7 +238,7 @@ std::unique_ptr<TiffTiles> TiffTiles::open(const std::string& path, GDALDataset&
     e.count = big ? get<uint64_t>(p + 4) : get<uint32_t>(p + 4);
     const uint8_t* v = p + (big ? 12 : 8);
     const std::size_t room = big ? 8 : 4;
-    e.is_inline = type_size(e.type) * e.count <= room;
+    e.is_inline = tiff_type_size(e.type) * e.count <= room;
     std::memcpy(e.inline_bytes, v, room);
     e.offset = big ? get<uint64_t>(v) : get<uint32_t>(v);
     std::vector<uint64_t>* dst = nullptr;

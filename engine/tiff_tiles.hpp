@@ -27,6 +27,9 @@
 
 namespace fw {
 
+// The size in bytes of one value of TIFF field type `type` (1 BYTE ... 18 IFD8), 0 if unknown.
+std::size_t tiff_type_size(uint16_t type);
+
 class TiffTiles {
  public:
   // The reader for `path`'s full-resolution image when its layout is one this reader handles

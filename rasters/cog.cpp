@@ -22,6 +22,7 @@
 #include "engine/log.hpp"
 #include "engine/raster_io.hpp"
 #include "engine/scheduler.hpp"
+#include "engine/tiff_tiles.hpp"
 
 namespace fw::rasters {
 
@@ -185,26 +186,6 @@ struct Entry {
   uint64_t count;
   std::vector<unsigned char> value;
 };
-
-int tiff_type_size(uint16_t type) {
-  switch (type) {
-    case 1:
-    case 2:
-    case 6:
-    case 7:
-      return 1;
-    case 3:
-    case 8:
-      return 2;
-    case 4:
-    case 9:
-    case 11:
-    case 13:
-      return 4;
-    default:
-      return 8;
-  }
-}
 
 template <class T>
 Entry entry(uint16_t tag, uint16_t type, const std::vector<T>& values) {
