@@ -28,9 +28,20 @@ struct Acc {
   double min = std::numeric_limits<double>::infinity();
   double max = -std::numeric_limits<double>::infinity();
   int64_t cells = 0;
-  std::vector<std::pair<double, double>> values;  // (value, weight), when needed
+  std::vector<std::pair<double, double>> values;  // (value, weight), for quantiles only
+  std::vector<double> above;                      // weight above each aboveT threshold
+  std::map<double, double> classes;               // weight per value, for class statistics
 
-  void add(double v, double f, bool keep) {
+  // What a raster's statistics need beyond the moments: the values (quantiles), the weight
+  // above thresholds, the weight per class. Only quantiles keep values, so memory stays bounded
+  // by the window for every other statistic, however large the polygon (a zone of a whole
+  // county on a 10980 x 10980 raster kept 1.6 GB of values for its aboveT and frac columns).
+  struct Needs {
+    bool values = false, classes = false;
+    std::vector<double> thresholds;
+  };
+
+  void add(double v, double f, const Needs& n) {
     const double wn = w + f;
     const double delta = v - mean;
     mean += delta * f / wn;
@@ -38,7 +49,14 @@ struct Acc {
     w = wn;
     sum += f * v;
     min = std::min(min, v), max = std::max(max, v);
-    if (keep) values.emplace_back(v, f);
+    if (n.values) values.emplace_back(v, f);
+    if (!n.thresholds.empty()) {
+      above.resize(n.thresholds.size());
+      for (std::size_t k = 0; k < n.thresholds.size(); ++k) {
+        if (v > n.thresholds[k]) above[k] += f;
+      }
+    }
+    if (n.classes) classes[v] += f;
   }
   void merge(Acc& o) {
     covered += o.covered;
@@ -60,6 +78,9 @@ struct Acc {
     } else {
       values.insert(values.end(), o.values.begin(), o.values.end());
     }
+    if (above.size() < o.above.size()) above.resize(o.above.size());
+    for (std::size_t k = 0; k < o.above.size(); ++k) above[k] += o.above[k];
+    for (const auto& [c, cw] : o.classes) classes[c] += cw;
   }
 };
 
@@ -89,6 +110,10 @@ void Part::write(ByteWriter& b) const {
     flat.clear();
     for (const auto& [v, w] : a.values) flat.push_back(v), flat.push_back(w);
     b.put_vector(flat);
+    b.put_vector(a.above);
+    flat.clear();
+    for (const auto& [c, w] : a.classes) flat.push_back(c), flat.push_back(w);
+    b.put_vector(flat);
   }
 }
 
@@ -110,6 +135,9 @@ Part Part::read(ByteReader& r) {
     a.values.reserve(flat.size() / 2);
     for (std::size_t k = 0; k + 1 < flat.size(); k += 2)
       a.values.emplace_back(flat[k], flat[k + 1]);
+    a.above = r.get_vector<double>();
+    const auto cls = r.get_vector<double>();
+    for (std::size_t k = 0; k + 1 < cls.size(); k += 2) a.classes[cls[k]] += cls[k + 1];
   }
   return p;
 }
@@ -161,7 +189,6 @@ std::vector<StatSpec> parse_stats(const std::vector<std::string>& names, bool& n
         throw_usage("bad statistic '" + n + "' (aboveT: the share of the valid weight above T)");
       }
       s.above = true;
-      need_values = true;
     } else if (n.size() > 1 && n[0] == 'p' && std::all_of(n.begin() + 1, n.end(), ::isdigit)) {
       s.q = std::stod(n.substr(1)) / 100.0;
       if (s.q > 1) throw_usage("quantile '" + n + "' above p100");
@@ -172,9 +199,7 @@ std::vector<StatSpec> parse_stats(const std::vector<std::string>& names, bool& n
       throw_usage("unknown statistic '" + n + "' (known: " + k + "pNN for quantiles)");
     }
     if (n == "median") s.q = 0.5, need_values = true;
-    if (n == "majority" || n == "minority" || n == "variety" || n == "frac") {
-      need_values = need_classes = true;
-    }
+    if (n == "majority" || n == "minority" || n == "variety" || n == "frac") need_classes = true;
     out.push_back(s);
   }
   return out;
@@ -225,11 +250,14 @@ static ZonalTable zonal_impl(const ParcelSet& set, const std::vector<ZonalRaster
   const std::size_t nr = rasters.size(), np = set.parcels.size();
   // Statistics per raster (its own list, or the options').
   std::vector<std::vector<StatSpec>> rstats(nr);
-  std::vector<char> need_values(nr), need_classes(nr);
+  std::vector<Acc::Needs> needs(nr);
   for (std::size_t r = 0; r < nr; ++r) {
     bool v = false, c = false;
     rstats[r] = parse_stats(rasters[r].stats.empty() ? opt.stats : rasters[r].stats, v, c);
-    need_values[r] = v, need_classes[r] = c;
+    needs[r].values = v, needs[r].classes = c;
+    for (const StatSpec& st : rstats[r]) {
+      if (st.above) needs[r].thresholds.push_back(st.q);
+    }
   }
   // Rasters: per-thread handles, nodata.
   // One pool of handles per file: the bands of a pixel-interleaved file then share GDAL's block
@@ -309,11 +337,9 @@ static ZonalTable zonal_impl(const ParcelSet& set, const std::vector<ZonalRaster
     for (std::size_t r = 0; r < nr; ++r) {
       Acc& a = acc[i][r];
       Final& f = finals[i][r];
-      std::map<double, double> cw;
+      const std::map<double, double>& cw = a.classes;
       const auto& stats = rstats[r];
-      if (need_classes[r]) {
-        for (const auto& [v, w] : a.values) cw[v] += w;
-      }
+      std::size_t above_k = 0;
       for (const StatSpec& s : stats) {
         const std::string& n = s.name;
         double v = kNaN;
@@ -349,8 +375,8 @@ static ZonalTable zonal_impl(const ParcelSet& set, const std::vector<ZonalRaster
           f.class_weight = cw;
           continue;
         } else if (s.above) {  // aboveT: the share of the valid weight above T
-          double above = 0;
-          for (const auto& [x, wt] : a.values) above += x > s.q ? wt : 0.0;
+          const double above = above_k < a.above.size() ? a.above[above_k] : 0.0;
+          ++above_k;
           v = a.w > 0 ? above / a.w : kNaN;
         } else {  // median, pNN
           v = weighted_quantile(a.values, s.q);
@@ -359,6 +385,7 @@ static ZonalTable zonal_impl(const ParcelSet& set, const std::vector<ZonalRaster
       }
       a.values.clear();
       a.values.shrink_to_fit();
+      a.classes.clear();
     }
   };
   auto compute = [&](const Window& w, std::size_t k) {
@@ -398,7 +425,7 @@ static ZonalTable zonal_impl(const ParcelSet& set, const std::vector<ZonalRaster
             ++a.cells;
             const double v = row[x];
             if (std::isnan(v)) continue;
-            a.add(v, f, need_values[r] != 0);
+            a.add(v, f, needs[r]);
           }
         }
       }
