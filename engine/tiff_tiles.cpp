@@ -391,10 +391,8 @@ void TiffTiles::decode(int64_t index, std::vector<uint8_t>& out) const {
       undo_horizontal(row, nv, spt);
     } else if (bytes_ == 2) {
       undo_horizontal(reinterpret_cast<uint16_t*>(row), nv, spt);
-    } else if (bytes_ == 4) {
+    } else {  // 4: open() takes predictor 2 for 8-, 16- and 32-bit integers only
       undo_horizontal(reinterpret_cast<uint32_t*>(row), nv, spt);
-    } else {
-      undo_horizontal(reinterpret_cast<uint64_t*>(row), nv, spt);
     }
   }
 }

@@ -14,7 +14,6 @@
 
 #include <gdal_priv.h>
 
-#include <atomic>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -43,8 +42,6 @@ class TiffTiles {
   // `stride` values apart, of type `type`, converted as GDALCopyWords does). False when a tile
   // is sparse (no bytes): the caller reads through GDAL then.
   bool read(int band, const Window& win, GDALDataType type, void* buf, int64_t stride) const;
-
-  GDALDataType type() const { return type_; }
 
  private:
   TiffTiles() = default;

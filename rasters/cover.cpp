@@ -107,8 +107,8 @@ void subpixel_cover(const uint8_t* cls, const float* diff, const float* before, 
           }
         }
         if (best <= 0) continue;
-        // The reference: the mean of the interior cells of class c (pure), else of the most
-        // changed ones.
+        // The reference cells: the interior cells of class c (pure); else, with date 1, the
+        // purest ones; else the most changed ones.
         std::array<double, kMaxBands> ref{}, ref_x1{};
         int nref = 0;
         for (int64_t yy = y0; yy <= y1; ++yy) {
